@@ -1,0 +1,32 @@
+# Two commands do everything (see README): `make book` and `make test`.
+# Each creates the virtualenv .venv on first use and installs requirements.txt into it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= full
+NOTEBOOKS ?= $(sort $(wildcard book/[0-9]*.ipynb))
+
+.PHONY: book test execute lab install clean
+
+book: $(VENV)/installed  ## build the website into _build/html
+	$(BIN)/jupyter-book build --all . -W -n --keep-going
+
+test: $(VENV)/installed  ## run every test: normlab units, nbval on each chapter (smoke), book build
+	NORMLAB_PROFILE=$${NORMLAB_PROFILE:-smoke} $(BIN)/python -m pytest
+
+execute: $(VENV)/installed  ## re-execute the chapters in place (PROFILE=full by default) and stamp them
+	$(BIN)/python -m normlab.notebooks execute --profile $(PROFILE) $(NOTEBOOKS)
+
+lab: $(VENV)/installed  ## open the chapters in JupyterLab
+	$(BIN)/jupyter lab book/
+
+install: $(VENV)/installed
+
+$(VENV)/installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+clean:
+	rm -rf _build

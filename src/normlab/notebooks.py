@@ -1,0 +1,121 @@
+"""Notebook bookkeeping: glue results into the prose, execute and stamp the chapters.
+
+:func:`glue` hands a computed value to the website's prose (myst-nb's ``{glue}`` role), so every
+number in the text comes from the run; where myst-nb is absent (Colab) it does nothing.
+
+The website shows the outputs stored in each notebook. They are trustworthy only if they were
+produced by the code now in the repository: :func:`execute` runs a notebook top to bottom under a
+profile and records a stamp (a hash of its code cells, the ``normlab`` sources and the profile) in
+the notebook's metadata; :func:`is_current` recomputes it. Usage::
+
+    python -m normlab.notebooks execute book/*.ipynb            # the full profile
+    python -m normlab.notebooks execute --profile smoke book/01_input_normalization.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from normlab.runtime import PROFILE_VARIABLE, PROFILES
+
+METADATA_KEY = "normlab"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Make ``value`` available to the prose as ``{glue:text}`name```; numbers become Python types.
+
+    NumPy scalars are converted because the website formats glued numbers (``name:.3f``) by
+    parsing their stored text, which must read ``0.5``, not ``np.float32(0.5)``.
+    """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # e.g. on Colab: nothing renders glued values there
+        return
+    myst_glue(name, value, display=display)
+
+
+def _code_cells(nb) -> list[str]:
+    return ["\n".join(line.rstrip() for line in c.source.strip().splitlines())
+            for c in nb.cells if c.cell_type == "code"]
+
+
+def stamp(nb, profile: str) -> str:
+    """Hash of everything that determines the outputs: profile, code cells, ``normlab`` sources."""
+    digest = hashlib.sha256(profile.encode())
+    for source in _code_cells(nb):
+        digest.update(b"\0cell\0" + source.encode())
+    for path in sorted(PACKAGE_DIR.glob("*.py")):
+        digest.update(b"\0file\0" + path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def recorded(nb) -> dict:
+    """The stamp and profile stored by :func:`execute` (empty if never executed by it)."""
+    return dict(nb.metadata.get(METADATA_KEY, {}))
+
+
+def is_current(nb) -> bool:
+    """True when the stored outputs were made by the current code under the recorded profile."""
+    info = recorded(nb)
+    return bool(info) and info.get("stamp") == stamp(nb, info.get("profile", ""))
+
+
+def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> float:
+    """Run a notebook in place under ``profile``, stamp it and save it; returns seconds taken."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    previous = os.environ.get(PROFILE_VARIABLE)
+    os.environ[PROFILE_VARIABLE] = profile
+    start = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        if previous is None:
+            del os.environ[PROFILE_VARIABLE]
+        else:
+            os.environ[PROFILE_VARIABLE] = previous
+    seconds = time.perf_counter() - start
+    nb.metadata[METADATA_KEY] = {"profile": profile, "stamp": stamp(nb, profile)}
+    nbformat.write(nb, path)
+    return seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m normlab.notebooks", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("execute", help="execute notebooks in place and stamp them")
+    run.add_argument("--profile", default="full", choices=PROFILES)
+    run.add_argument("notebooks", nargs="+", type=Path)
+    check = sub.add_parser("check", help="list notebooks whose outputs are stale")
+    check.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "execute":
+        for path in args.notebooks:
+            print(f"{path}: executing with the {args.profile} profile ...", flush=True)
+            print(f"{path}: done in {execute(path, args.profile):.0f} s", flush=True)
+        return 0
+    import nbformat
+
+    stale = [p for p in args.notebooks if not is_current(nbformat.read(p, as_version=4))]
+    for p in stale:
+        print(f"{p}: outputs are stale; run python -m normlab.notebooks execute {p}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

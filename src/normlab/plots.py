@@ -1,0 +1,63 @@
+"""One plotting style for the whole book, and the mean +/- std plots the experiments need.
+
+Figures get an opaque white background so they stay readable on the website's dark mode.
+First used in chapter 1.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+
+STYLE = {
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "figure.dpi": 100,
+    "figure.figsize": (6.4, 3.6),
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "font.size": 10,
+}
+
+
+def use_style() -> None:
+    """Apply the book's style to every later figure (called once in each setup cell)."""
+    matplotlib.rcParams.update(STYLE)
+
+
+def mean_std(runs) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation over the first axis (one row per seed)."""
+    runs = np.asarray(runs, dtype=float)
+    if runs.ndim == 0 or len(runs) < 1:
+        raise ValueError("need at least one run")
+    std = runs.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(runs[0])
+    return runs.mean(axis=0), std
+
+
+def band(ax, x, runs, label=None, color=None):
+    """Plot the mean of several runs (rows) as a line with a +/- one std band around it."""
+    mean, std = mean_std(runs)
+    if mean.shape != np.shape(x):
+        raise ValueError(f"x has shape {np.shape(x)} but each run has shape {mean.shape}")
+    (line,) = ax.plot(x, mean, label=label, color=color)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line
+
+
+def bars(ax, labels, runs_per_bar, ylabel=None):
+    """Bars of means with +/- one std error bars, one bar per label, the seeds as dots."""
+    if len(labels) != len(runs_per_bar):
+        raise ValueError("need one list of runs per label")
+    for i, runs in enumerate(runs_per_bar):
+        mean, std = mean_std(runs)
+        ax.bar(i, mean, yerr=std, capsize=4, color=f"C{i}", alpha=0.8)
+        ax.plot(np.full(len(runs), i), runs, "k.", markersize=4)
+    ax.set_xticks(range(len(labels)), labels)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    return ax
+

@@ -1,0 +1,109 @@
+"""Run-time set-up shared by every chapter: quiet TensorFlow import, seeds, profile, device.
+
+Explained in chapter 1, section "Setup". Every chapter's setup cell calls :func:`setup`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+
+PROFILE_VARIABLE = "NORMLAB_PROFILE"
+PROFILES = ("full", "smoke")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is: ``full`` is the real experiment, ``smoke`` only proves the code runs."""
+
+    name: str
+
+    def pick(self, *, full, smoke):
+        """Return the value meant for this profile, e.g. ``epochs = P.pick(full=10, smoke=1)``."""
+        return full if self.name == "full" else smoke
+
+    @property
+    def is_smoke(self) -> bool:
+        return self.name == "smoke"
+
+
+def profile() -> Profile:
+    """Read the run profile from ``$NORMLAB_PROFILE`` (default ``full``)."""
+    name = os.environ.get(PROFILE_VARIABLE, "").strip().lower() or "full"
+    if name not in PROFILES:
+        raise ValueError(
+            f"{PROFILE_VARIABLE}={name!r} is not a known profile; use one of {', '.join(PROFILES)} "
+            "('full' runs the real experiments, 'smoke' runs tiny versions that only prove the "
+            "code works)."
+        )
+    return Profile(name)
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """Point file descriptor 2 at /dev/null: TensorFlow's C++ logs bypass ``sys.stderr``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow and Keras without start-up noise and return ``(tf, keras)``.
+
+    TensorFlow prints CUDA probing and CPU-feature messages at import and at its first
+    operation, straight to file descriptor 2, where ``TF_CPP_MIN_LOG_LEVEL`` does not reach
+    all of them. Both happen here, with that descriptor silenced, so later cells stay clean.
+    """
+    with _stderr_to_devnull():
+        import keras
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        tf.constant(0.0).numpy()
+    return tf, keras
+
+
+def set_seed(seed: int, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow at once; optionally make TF ops deterministic.
+
+    Deterministic ops make GPU runs repeatable at some cost in speed.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    tf, keras = import_tensorflow()
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def on_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
+def device_summary() -> str:
+    """One line naming the framework versions and the device the chapter runs on."""
+    tf, keras = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    device = f"{len(gpus)} GPU(s)" if gpus else f"CPU only ({os.cpu_count()} cores)"
+    return f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {device}"
+
+
+def setup(seed: int = 0) -> Profile:
+    """The chapter setup: quiet import, seeding, and a printed line on profile and device."""
+    active = profile()
+    set_seed(seed)
+    print(f"profile: {active.name} | {device_summary()}")
+    tf, _ = import_tensorflow()
+    if on_colab() and not tf.config.list_physical_devices("GPU"):
+        print("No GPU in this Colab runtime: choose Runtime > Change runtime type > GPU, then rerun.")
+    return active

@@ -1,0 +1,156 @@
+"""Checks of the book as a whole: the chapters in the TOC, their stored outputs, the site build."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from normlab import notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def toc_files(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("root", "file"):
+                yield value
+            else:
+                yield from toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from toc_files(item)
+
+
+TOC = [ROOT / f for f in toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))]
+CHAPTERS = [p.with_suffix(".ipynb") for p in TOC if p.with_suffix(".ipynb").exists()]
+IDS = [p.name for p in CHAPTERS]
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def output_text(nb):
+    parts = []
+    for cell in code_cells(nb):
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts += [v if isinstance(v, str) else json.dumps(v)
+                      for k, v in out.get("data", {}).items() if not k.startswith("image/")]
+            parts += [out.get("evalue", "")]
+    return "\n".join(parts)
+
+
+def test_every_chapter_is_in_the_toc():
+    on_disk = sorted((ROOT / "book").glob("*.ipynb"))
+    assert len(CHAPTERS) >= 2
+    assert sorted(CHAPTERS) == on_disk
+    for entry in TOC:
+        assert entry.with_suffix(".ipynb").exists() or entry.with_suffix(".md").exists(), entry
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_stored_outputs_come_from_the_current_code_under_the_full_profile(path):
+    nb = read(path)
+    assert notebooks.recorded(nb).get("profile") == "full", f"run: make execute NOTEBOOKS={path.name}"
+    assert notebooks.is_current(nb), f"stale outputs; run: python -m normlab.notebooks execute {path}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_every_code_cell_ran_once_top_to_bottom_without_errors(path):
+    cells = code_cells(read(path))
+    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1))
+    for cell in cells:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if "raises-exception" in cell.metadata.get("tags", []):
+            assert errors, "a cell tagged raises-exception must show its error"
+        else:
+            assert not errors, f"error output in: {cell.source[:80]!r}"
+
+
+HYGIENE = {
+    "absolute path": r"(?<![\w.~])/(?:home|root|tmp|work|Users|usr|var|opt|private)/|[A-Z]:\\\\",
+    "timestamp": r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}|\b\d{2}:\d{2}:\d{2}\b",
+    "PID": r"\bpid\b|process id",
+    "memory address": r"\bat 0x[0-9a-fA-F]{6,}",
+    "TensorFlow start-up noise": r"absl::InitializeLog|cpu_feature_guard|oneDNN custom operations|"
+                                 r"cuda_|cudart_stub|^[IWE]\d{4} \d\d:",
+    "progress bar": r"\d+/\d+ \[=*>?\.*\]|━━━",
+}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_stored_outputs_are_clean(path):
+    text = output_text(read(path))
+    for what, pattern in HYGIENE.items():
+        match = re.search(pattern, text, flags=re.MULTILINE | re.IGNORECASE)
+        assert match is None, f"{what} in stored outputs: {match and match.group(0)!r}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_chapter_has_the_conventional_shape(path):
+    nb = read(path)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert len(re.findall(r"^# ", markdown, flags=re.MULTILINE)) == 1
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    for section in ("## Summary", "## Exercises", "## References"):
+        assert section in markdown
+    assert "{cite" in markdown and "{glue:" in markdown
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_setup_cell_installs_normlab_on_colab_from_the_configured_repository(path):
+    setup, *_ = code_cells(read(path))
+    url = CONFIG["repository"]["url"]
+    assert f'"normlab @ git+{url}"' in setup.source
+    assert 'find_spec("normlab") is None' in setup.source and "google.colab" in setup.source
+    assert "tensorflow" not in setup.source.split("pip install", 1)[1].lower()
+    assert "runtime.setup(" in code_cells(read(path))[1].source
+
+
+def test_colab_setup_cell_does_nothing_when_normlab_is_installed():
+    setup = code_cells(read(CHAPTERS[0]))[0].source
+    python = setup.replace("!pip", "raise SystemExit  # pip")  # IPython's ! syntax, not reached
+    result = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout == result.stderr == ""
+
+
+def test_book_builds_without_a_warning(tmp_path):
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", "--all", str(ROOT),
+         "--path-output", str(tmp_path), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "build succeeded." in log and "warning" not in log.split("build succeeded")[1][:40]
+    html = tmp_path / "_build" / "html"
+    for chapter in CHAPTERS:
+        page = (html / chapter.relative_to(ROOT)).with_suffix(".html").read_text()
+        assert "colab.research.google.com/github/" in page  # the launch button
+
+
+def test_workflows_pass_actionlint():
+    actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    assert len(workflows) >= 3
+    result = subprocess.run([actionlint, *map(str, workflows)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_quick_start_is_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1]
+    block = re.search(r"```\w*\n(.*?)```", section, flags=re.DOTALL).group(1)
+    assert block.strip().splitlines() == ["make book", "make test"]

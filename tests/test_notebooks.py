@@ -1,0 +1,66 @@
+import os
+
+import nbformat
+import pytest
+
+from normlab import notebooks, runtime
+
+
+def make_notebook(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title")]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def test_stamp_follows_code_and_profile_but_not_prose():
+    nb = make_notebook("x = 1", "print(x)")
+    base = notebooks.stamp(nb, "full")
+    assert notebooks.stamp(nb, "smoke") != base
+    nb.cells[0].source = "# Another title"
+    assert notebooks.stamp(nb, "full") == base
+    nb.cells[2].source = "print(x + 1)"
+    assert notebooks.stamp(nb, "full") != base
+
+
+def test_unexecuted_notebook_is_not_current():
+    assert not notebooks.is_current(make_notebook("x = 1"))
+
+
+def test_execute_runs_under_the_profile_and_stamps(tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.PROFILE_VARIABLE, "full")
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(make_notebook("import os", "print(os.environ['NORMLAB_PROFILE'])"), path)
+    notebooks.execute(path, profile="smoke")
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[2].outputs[0]["text"] == "smoke\n"
+    assert notebooks.recorded(nb)["profile"] == "smoke" and notebooks.is_current(nb)
+    assert "execution" not in nb.cells[2].metadata  # no timestamps stored
+    assert os.environ[runtime.PROFILE_VARIABLE] == "full"  # the caller's environment is restored
+    nb.cells[2].source = "print('edited')"
+    assert not notebooks.is_current(nb)
+
+
+def test_execute_rejects_an_unknown_profile(tmp_path):
+    with pytest.raises(ValueError, match="unknown profile"):
+        notebooks.execute(tmp_path / "x.ipynb", profile="fast")
+
+
+def test_check_command_reports_stale_notebooks(tmp_path, capsys):
+    path = tmp_path / "stale.ipynb"
+    nbformat.write(make_notebook("x = 1"), path)
+    assert notebooks.main(["check", str(path)]) == 1
+    assert "outputs are stale" in capsys.readouterr().out
+
+
+def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):
+    import myst_nb
+    import numpy as np
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update({name: value}))
+    notebooks.glue("x", np.float32(0.5))
+    notebooks.glue("n", np.int64(3))
+    assert seen == {"x": 0.5, "n": 3}
+    assert type(seen["x"]) is float and type(seen["n"]) is int

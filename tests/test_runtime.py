@@ -1,0 +1,57 @@
+import subprocess
+import sys
+
+import pytest
+
+from normlab import runtime
+
+
+def test_profile_defaults_to_full(monkeypatch):
+    monkeypatch.delenv(runtime.PROFILE_VARIABLE, raising=False)
+    assert runtime.profile().name == "full"
+
+
+@pytest.mark.parametrize("value, name", [("smoke", "smoke"), (" FULL ", "full"), ("", "full")])
+def test_profile_is_read_from_the_environment(monkeypatch, value, name):
+    monkeypatch.setenv(runtime.PROFILE_VARIABLE, value)
+    assert runtime.profile().name == name
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(runtime.PROFILE_VARIABLE, "fast")
+    with pytest.raises(ValueError, match="'fast' is not a known profile.*full, smoke"):
+        runtime.profile()
+
+
+def test_pick_chooses_by_profile():
+    assert runtime.Profile("full").pick(full=10, smoke=1) == 10
+    assert runtime.Profile("smoke").pick(full=10, smoke=1) == 1
+    assert runtime.Profile("smoke").is_smoke
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_bad_seed_is_rejected(seed):
+    with pytest.raises(ValueError, match="seed"):
+        runtime.set_seed(seed)
+
+
+def test_seeding_makes_keras_repeatable():
+    _, keras = runtime.import_tensorflow()
+    runtime.set_seed(3)
+    a = keras.random.normal((4,)).numpy()
+    runtime.set_seed(3)
+    b = keras.random.normal((4,)).numpy()
+    assert (a == b).all()
+
+
+def test_import_and_setup_print_no_tensorflow_noise():
+    """The first lines of every chapter must leave stderr empty (nbval compares it)."""
+    code = "from normlab import runtime, layers; runtime.setup(0)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr == ""
+    assert result.stdout.startswith("profile: ")
+    assert "TensorFlow" in result.stdout
+
+
+def test_not_on_colab_here():
+    assert runtime.on_colab() is False

@@ -154,3 +154,10 @@ def test_readme_quick_start_is_the_two_commands():
     section = readme.split("## Quick start", 1)[1]
     block = re.search(r"```\w*\n(.*?)```", section, flags=re.DOTALL).group(1)
     assert block.strip().splitlines() == ["make book", "make test"]
+
+
+def test_python_code_passes_ruff():
+    ruff = str(Path(sys.executable).parent / "ruff")
+    result = subprocess.run([ruff, "check", "src", "tests", "conftest.py"], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout

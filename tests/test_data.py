@@ -80,7 +80,7 @@ def test_cifar10_through_keras_is_reshaped_to_the_book_layout(monkeypatch):
 
 
 def test_unknown_name_is_rejected():
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*fashion_mnist"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*fashion_mnist"):
         data.load("mnist")
 
 

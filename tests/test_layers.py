@@ -103,9 +103,8 @@ def test_from_scratch_layer_trains_like_keras_inside_fit():
         model.compile(optimizer=keras.optimizers.SGD(0.1),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-    bn_ours, bn_theirs = ours.layers[1], theirs.layers[1]
-    assert not np.allclose(bn_ours.moving_mean.numpy(), 0.0)  # the statistics really moved
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+    assert not np.allclose(ours.layers[1].moving_mean.numpy(), 0.0)  # the statistics really moved
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), atol=1e-4)
 

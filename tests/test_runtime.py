@@ -19,7 +19,7 @@ def test_profile_is_read_from_the_environment(monkeypatch, value, name):
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(runtime.PROFILE_VARIABLE, "fast")
-    with pytest.raises(ValueError, match="'fast' is not a known profile.*full, smoke"):
+    with pytest.raises(ValueError, match=r"'fast' is not a known profile.*full, smoke"):
         runtime.profile()
 
 

@@ -87,7 +87,7 @@ HYGIENE = {
     "memory address": r"\bat 0x[0-9a-fA-F]{6,}",
     "TensorFlow start-up noise": r"absl::InitializeLog|cpu_feature_guard|oneDNN custom operations|"
                                  r"cuda_|cudart_stub|^[IWE]\d{4} \d\d:",
-    "progress bar": r"\d+/\d+ \[=*>?\.*\]|━━━",
+    "progress bar": r"\d+/\d+ (?:\[=*>?\.*\]|━+)",
 }
 
 

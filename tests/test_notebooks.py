@@ -64,3 +64,12 @@ def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):
     notebooks.glue("n", np.int64(3))
     assert seen == {"x": 0.5, "n": 3}
     assert type(seen["x"]) is float and type(seen["n"]) is int
+
+
+def test_execute_merges_consecutive_prints(tmp_path):
+    path = tmp_path / "prints.ipynb"
+    code = "import sys, time\nprint('a', flush=True)\ntime.sleep(0.2)\nprint('b')\nprint('c', file=sys.stderr)"
+    nbformat.write(make_notebook(code), path)
+    notebooks.execute(path, profile="smoke")
+    outputs = nbformat.read(path, as_version=4).cells[1].outputs
+    assert [(o.name, o.text) for o in outputs] == [("stdout", "a\nb\n"), ("stderr", "c\n")]

@@ -89,9 +89,25 @@ def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> flo
         else:
             os.environ[PROFILE_VARIABLE] = previous
     seconds = time.perf_counter() - start
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = _merge_streams(cell.outputs)
     nb.metadata[METADATA_KEY] = {"profile": profile, "stamp": stamp(nb, profile)}
     nbformat.write(nb, path)
     return seconds
+
+
+def _merge_streams(outputs):
+    """Join consecutive prints to the same stream, so a re-run does not reshuffle the diff."""
+    merged = []
+    for out in outputs:
+        last = merged[-1] if merged else None
+        if (out.output_type == "stream" and last is not None and last.output_type == "stream"
+                and last.name == out.name):
+            last.text += out.text
+        else:
+            merged.append(out)
+    return merged
 
 
 def main(argv=None) -> int:

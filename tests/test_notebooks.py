@@ -68,7 +68,8 @@ def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):
 
 def test_execute_merges_consecutive_prints(tmp_path):
     path = tmp_path / "prints.ipynb"
-    code = "import sys, time\nprint('a', flush=True)\ntime.sleep(0.2)\nprint('b')\nprint('c', file=sys.stderr)"
+    code = ("import sys, time\nprint('a', flush=True)\ntime.sleep(0.2)\nprint('b')\n"
+            "print('c', file=sys.stderr)")
     nbformat.write(make_notebook(code), path)
     notebooks.execute(path, profile="smoke")
     outputs = nbformat.read(path, as_version=4).cells[1].outputs

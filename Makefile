@@ -8,11 +8,12 @@ NOTEBOOKS ?= $(sort $(wildcard book/[0-9]*.ipynb))
 
 .PHONY: book test execute lab install clean
 
-book: $(VENV)/installed  ## build the website into _build/html
+book: $(VENV)/installed  ## build the website into _build/html; fails on stale or broken chapters
+	$(BIN)/python -m normlab.notebooks check $(NOTEBOOKS)
 	$(BIN)/jupyter-book build --all . -W -n --keep-going
 
-test: $(VENV)/installed  ## run every test: normlab units, nbval on each chapter (smoke), book build
-	NORMLAB_PROFILE=$${NORMLAB_PROFILE:-smoke} $(BIN)/python -m pytest
+test: $(VENV)/installed  ## run every test (conftest.py picks the smoke profile): units, nbval, book build
+	$(BIN)/python -m pytest
 
 execute: $(VENV)/installed  ## re-execute the chapters in place (PROFILE=full by default) and stamp them
 	$(BIN)/python -m normlab.notebooks execute --profile $(PROFILE) $(NOTEBOOKS)

@@ -62,22 +62,19 @@ def test_every_chapter_is_in_the_toc():
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
-def test_stored_outputs_come_from_the_current_code_under_the_full_profile(path):
-    nb = read(path)
-    assert notebooks.recorded(nb).get("profile") == "full", f"run: make execute NOTEBOOKS={path.name}"
-    assert notebooks.is_current(nb), f"stale outputs; run: python -m normlab.notebooks execute {path}"
+def test_stored_outputs_can_be_published(path):
+    """Made by the current code under the full profile, with no unexpected error."""
+    found = notebooks.problems(read(path))
+    assert found == [], f"{found}; run: make execute NOTEBOOKS={path.relative_to(ROOT)}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
-def test_every_code_cell_ran_once_top_to_bottom_without_errors(path):
+def test_every_code_cell_ran_once_top_to_bottom(path):
     cells = code_cells(read(path))
     assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1))
     for cell in cells:
-        errors = [o for o in cell.outputs if o.output_type == "error"]
         if "raises-exception" in cell.metadata.get("tags", []):
-            assert errors, "a cell tagged raises-exception must show its error"
-        else:
-            assert not errors, f"error output in: {cell.source[:80]!r}"
+            assert any(o.output_type == "error" for o in cell.outputs), "expected error not shown"
 
 
 HYGIENE = {

@@ -47,11 +47,34 @@ def test_execute_rejects_an_unknown_profile(tmp_path):
         notebooks.execute(tmp_path / "x.ipynb", profile="fast")
 
 
-def test_check_command_reports_stale_notebooks(tmp_path, capsys):
-    path = tmp_path / "stale.ipynb"
+def test_check_reports_what_cannot_be_published(tmp_path, capsys):
+    path = tmp_path / "chapter.ipynb"
     nbformat.write(make_notebook("x = 1"), path)
     assert notebooks.main(["check", str(path)]) == 1
-    assert "outputs are stale" in capsys.readouterr().out
+    assert "not made by `python -m normlab.notebooks execute`" in capsys.readouterr().out
+
+    notebooks.execute(path, profile="full")
+    assert notebooks.main(["check", str(path)]) == 0
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].source = "x = 2"
+    assert notebooks.problems(nb) == [
+        "its outputs are stale: the code cells or normlab changed since it was executed"]
+
+
+def test_check_reports_error_outputs_unless_expected(tmp_path):
+    path = tmp_path / "errors.ipynb"
+    nbformat.write(make_notebook("raise ValueError('meant')", "x = 1"), path)
+    with pytest.raises(Exception, match="meant"):  # execute stops at an unexpected error
+        notebooks.execute(path, profile="full")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].metadata["tags"] = ["raises-exception"]
+    nbformat.write(nb, path)
+    notebooks.execute(path, profile="full")
+    nb = nbformat.read(path, as_version=4)
+    assert notebooks.problems(nb) == []
+    nb.cells[2].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError",
+                                                  evalue="division by zero", traceback=[])]
+    assert notebooks.problems(nb) == ["code cell 2 shows ZeroDivisionError: division by zero"]
 
 
 def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):

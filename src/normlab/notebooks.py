@@ -9,7 +9,7 @@ profile and records a stamp (a hash of its code cells, the ``normlab`` sources a
 the notebook's metadata; :func:`is_current` recomputes it. Usage::
 
     python -m normlab.notebooks execute book/*.ipynb            # the full profile
-    python -m normlab.notebooks execute --profile smoke book/01_input_normalization.ipynb
+    python -m normlab.notebooks check book/*.ipynb              # what cannot be published
 """
 
 from __future__ import annotations
@@ -68,6 +68,23 @@ def is_current(nb) -> bool:
     return bool(info) and info.get("stamp") == stamp(nb, info.get("profile", ""))
 
 
+def problems(nb) -> list[str]:
+    """What keeps a notebook's stored outputs from being published: not made by :func:`execute`
+    with the full profile, stale, or showing an error the cell was not meant to raise."""
+    info = recorded(nb)
+    if info.get("profile") != "full":
+        found = ["its outputs were not made by `python -m normlab.notebooks execute` (full profile)"]
+    elif not is_current(nb):
+        found = ["its outputs are stale: the code cells or normlab changed since it was executed"]
+    else:
+        found = []
+    for number, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        if errors and "raises-exception" not in cell.metadata.get("tags", []):
+            found.append(f"code cell {number} shows {errors[0].ename}: {errors[0].evalue}")
+    return found
+
+
 def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> float:
     """Run a notebook in place under ``profile``, stamp it and save it; returns seconds taken."""
     import nbformat
@@ -116,7 +133,7 @@ def main(argv=None) -> int:
     run = sub.add_parser("execute", help="execute notebooks in place and stamp them")
     run.add_argument("--profile", default="full", choices=PROFILES)
     run.add_argument("notebooks", nargs="+", type=Path)
-    check = sub.add_parser("check", help="list notebooks whose outputs are stale")
+    check = sub.add_parser("check", help="list notebooks whose stored outputs cannot be published")
     check.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
 
@@ -127,10 +144,14 @@ def main(argv=None) -> int:
         return 0
     import nbformat
 
-    stale = [p for p in args.notebooks if not is_current(nbformat.read(p, as_version=4))]
-    for p in stale:
-        print(f"{p}: outputs are stale; run python -m normlab.notebooks execute {p}")
-    return 1 if stale else 0
+    failed = False
+    for path in args.notebooks:
+        for problem in problems(nbformat.read(path, as_version=4)):
+            print(f"{path}: {problem}")
+            failed = True
+    if failed:
+        print("Fix the code, then run: make execute NOTEBOOKS=<notebook>")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def stamp(nb, profile: str) -> str:
     for source in _code_cells(nb):
         digest.update(b"\0cell\0" + source.encode())
     for path in sorted(PACKAGE_DIR.glob("*.py")):
-        digest.update(b"\0file\0" + path.name.encode() + b"\0" + path.read_bytes())
+        source = path.read_bytes().replace(b"\r\n", b"\n")  # the same stamp on any checkout
+        digest.update(b"\0file\0" + path.name.encode() + b"\0" + source)
     return digest.hexdigest()
 
 

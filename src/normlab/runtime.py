@@ -101,9 +101,9 @@ def device_summary() -> str:
 def setup(seed: int = 0) -> Profile:
     """The chapter setup: quiet import, seeding, and a printed line on profile and device."""
     active = profile()
+    tf, _ = import_tensorflow()
     set_seed(seed)
     print(f"profile: {active.name} | {device_summary()}")
-    tf, _ = import_tensorflow()
     if on_colab() and not tf.config.list_physical_devices("GPU"):
         print("No GPU in this Colab runtime: choose Runtime > Change runtime type > GPU, then rerun.")
     return active

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROFILE ?= full
 NOTEBOOKS ?= $(sort $(wildcard book/[0-9]*.ipynb))
 
-.PHONY: book test execute lab install clean
+.PHONY: book test execute format lab install clean
 
 book: $(VENV)/installed  ## build the website into _build/html; fails on stale or broken chapters
 	$(BIN)/python -m normlab.notebooks check $(NOTEBOOKS)
@@ -17,6 +17,9 @@ test: $(VENV)/installed  ## run every test (conftest.py picks the smoke profile)
 
 execute: $(VENV)/installed  ## re-execute the chapters in place (PROFILE=full by default) and stamp them
 	$(BIN)/python -m normlab.notebooks execute --profile $(PROFILE) $(NOTEBOOKS)
+
+format: $(VENV)/installed  ## format the chapters' code to fit the website's code column
+	$(BIN)/ruff format --isolated --line-length 99 book
 
 lab: $(VENV)/installed  ## open the chapters in JupyterLab
 	$(BIN)/jupyter lab book/

@@ -153,6 +153,13 @@ def test_readme_quick_start_is_the_two_commands():
     assert block.strip().splitlines() == ["make book", "make test"]
 
 
+def test_chapter_code_is_formatted_to_fit_the_page():
+    ruff = str(Path(sys.executable).parent / "ruff")
+    result = subprocess.run([ruff, "format", "--check", "--isolated", "--line-length", "99", "book"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + "run: ruff format --isolated --line-length 99 book"
+
+
 def test_python_code_passes_ruff():
     ruff = str(Path(sys.executable).parent / "ruff")
     result = subprocess.run([ruff, "check", "src", "tests", "conftest.py"], capture_output=True,

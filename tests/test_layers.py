@@ -173,3 +173,119 @@ def test_numpy_reference_rejects_bad_inputs():
     _, cache = layers.batch_norm_forward(x)
     with pytest.raises(ValueError, match="dy must have"):
         layers.batch_norm_backward(np.ones((3, 3)), cache)
+
+
+@pytest.mark.parametrize("shape, axis", [((8, 4, 4, 3), -1), ((12, 5), -1), ((6, 3, 2, 2), 1)])
+def test_ghost_batch_norm_normalizes_each_strided_virtual_batch(shape, axis):
+    x = random_input(shape).astype("float32")
+    layer = layers.GhostBatchNorm(virtual_batch_size=2, axis=axis, momentum=0.5)
+    y = np.asarray(layer(x, training=True))
+    n_ghosts = shape[0] // 2
+    means, variances = [], []
+    for j in range(n_ghosts):  # as in Keras 2: a reshape to (v, B / v, ...)
+        expected, cache = layers.batch_norm_forward(x[j::n_ghosts].astype(np.float64), axis=axis)
+        np.testing.assert_allclose(y[j::n_ghosts], expected, atol=2e-5)
+        means.append(cache["mean"])
+        variances.append(cache["variance"])
+    np.testing.assert_allclose(layer.moving_mean, 0.5 * np.mean(means, axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance, 0.5 + 0.5 * np.mean(variances, axis=0), rtol=1e-5)
+
+
+def test_ghost_batch_norm_is_batch_norm_at_inference_and_for_one_ghost():
+    x = random_input((8, 3)).astype("float32")
+    ghost, plain = layers.GhostBatchNorm(virtual_batch_size=8), layers.BatchNorm()
+    np.testing.assert_allclose(ghost(x, training=True), plain(x, training=True), atol=1e-5)
+    np.testing.assert_allclose(ghost.moving_variance, plain.moving_variance, rtol=1e-6)
+    np.testing.assert_allclose(ghost(x, training=False), plain(x, training=False), atol=1e-6)
+
+
+def test_ghost_batch_norm_trains_and_saves(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 64)
+    model = build_model(layers.GhostBatchNorm(virtual_batch_size=4), seed=0)
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = tmp_path / "ghost.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert restored.layers[1].virtual_batch_size == 4
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_ghost_batch_norm_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="positive int"):
+        layers.GhostBatchNorm(virtual_batch_size=0)
+    with pytest.raises(ValueError, match="must divide the batch size"):
+        layers.GhostBatchNorm(virtual_batch_size=3)(np.ones((8, 2), "float32"), training=True)
+    with pytest.raises(ValueError, match="axis must not be 0"):
+        layers.GhostBatchNorm(virtual_batch_size=2, axis=0)(np.ones((8, 2), "float32"))
+
+
+@keras.saving.register_keras_serializable(package="normlab_tests")
+def double_and_shift(shape):
+    return 2.0, 0.5
+
+
+def test_adjustment_applies_in_training_only_and_serializes(tmp_path):
+    x = random_input((16, 3)).astype("float32")
+    layer = layers.AdjustedBatchNorm(adjustment=double_and_shift, momentum=0.0)
+    x_hat, _ = layers.batch_norm_forward(x.astype(np.float64))
+    np.testing.assert_allclose(layer(x, training=True), 2.0 * x_hat + 0.5, atol=2e-5)
+    plain = layers.BatchNorm(momentum=0.0)
+    plain(x, training=True)
+    np.testing.assert_allclose(layer(x, training=False), plain(x, training=False), atol=1e-6)
+
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model.save(tmp_path / "adjusted.keras")
+    restored = keras.models.load_model(tmp_path / "adjusted.keras").layers[0]
+    assert restored.adjustment is double_and_shift
+    with pytest.raises(ValueError, match="adjustment must be a function"):
+        layers.AdjustedBatchNorm(adjustment=2.0)
+
+
+def test_adjust_hook_also_reaches_ghost_batches():
+    class Shifted(layers.GhostBatchNorm):
+        def adjust(self, normalized):
+            return normalized + 1.0
+
+    x = random_input((8, 3)).astype("float32")
+    shifted = Shifted(virtual_batch_size=4)(x, training=True)
+    plain = layers.GhostBatchNorm(virtual_batch_size=4)(x, training=True)
+    np.testing.assert_allclose(shifted, np.asarray(plain) + 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", [layers.BatchNorm, keras.layers.BatchNormalization])
+def test_precise_batch_norm_averages_batch_statistics_with_frozen_weights(norm):
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(96, 4)).astype("float32")
+    dense = keras.layers.Dense(3)
+    model = keras.Sequential([keras.Input((4,)), dense, norm(momentum=0.99)])
+    batches = [x[i:i + 32] for i in range(0, 96, 32)]
+    before = [w.copy() for w in model.get_weights()]
+    assert layers.precise_batch_norm(model, ((b, None) for b in batches)) == 3
+    hidden = [np.asarray(dense(b)) for b in batches]
+    bn = model.layers[-1]
+    np.testing.assert_allclose(bn.moving_mean, np.mean([h.mean(axis=0) for h in hidden], axis=0),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.moving_variance, np.mean([h.var(axis=0) for h in hidden], axis=0),
+                               rtol=1e-5)
+    assert bn.momentum == 0.99
+    for a, b, w in zip(before, model.get_weights(), model.weights, strict=True):
+        if w.trainable:
+            np.testing.assert_array_equal(a, b)
+
+
+def test_precise_batch_norm_respects_limits_and_frozen_layers():
+    x = random_input((40, 2)).astype("float32")
+    frozen, live = keras.layers.BatchNormalization(), keras.layers.BatchNormalization()
+    model = keras.Sequential([keras.Input((2,)), live, frozen])
+    frozen.trainable = False
+    assert layers.precise_batch_norm(model, [x[:10], x[10:20], x[20:]], num_batches=2) == 2
+    np.testing.assert_allclose(frozen.moving_mean, 0.0)
+    np.testing.assert_allclose(live.moving_mean, x[:20].mean(axis=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="at least 1"):
+        layers.precise_batch_norm(model, [x], num_batches=0)
+    with pytest.raises(ValueError, match="empty"):
+        layers.precise_batch_norm(model, [])
+    with pytest.raises(ValueError, match="no trainable batch-norm layer"):
+        layers.precise_batch_norm(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), [x])

@@ -149,18 +149,33 @@ class BatchNorm(keras.layers.Layer):
         x = ops.cast(inputs, "float32")
         if training and self.trainable:
             mean, variance = ops.moments(x, axes=self._axes)
-            m = self.momentum
-            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-            self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+            self._update_moving_statistics(mean, variance)
         else:
             mean, variance = self.moving_mean, self.moving_variance
         inv_std = ops.rsqrt(ops.reshape(variance, self._broadcast) + self.epsilon)
         y = (x - ops.reshape(mean, self._broadcast)) * inv_std
+        if training and self.trainable:
+            y = self.adjust(y)
+        return ops.cast(self._scale_and_shift(y, self._broadcast), self.compute_dtype)
+
+    def adjust(self, normalized):
+        """Hook on the normalized values, in training only, before gamma and beta: the identity.
+
+        Subclasses override it to perturb training-mode outputs (see :class:`AdjustedBatchNorm`).
+        """
+        return normalized
+
+    def _update_moving_statistics(self, mean, variance):
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+
+    def _scale_and_shift(self, y, shape):
         if self.scale:
-            y = y * ops.reshape(self.gamma, self._broadcast)
+            y = y * ops.reshape(self.gamma, shape)
         if self.center:
-            y = y + ops.reshape(self.beta, self._broadcast)
-        return ops.cast(y, self.compute_dtype)
+            y = y + ops.reshape(self.beta, shape)
+        return y
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -179,3 +194,123 @@ class BatchNorm(keras.layers.Layer):
             "moving_mean_initializer": serialize(self.moving_mean_initializer),
             "moving_variance_initializer": serialize(self.moving_variance_initializer),
         }
+
+
+@keras.saving.register_keras_serializable(package="normlab")
+class GhostBatchNorm(BatchNorm):
+    """Ghost batch normalization: Keras 2's ``virtual_batch_size``, which Keras 3 removed.
+
+    In training, the batch of B examples is split into B / v virtual ("ghost") batches of
+    ``virtual_batch_size`` = v examples, each normalized with its own statistics (Hoffer et al.,
+    2017). As in Keras 2 the split is a reshape to ``(v, B / v, ...)``, so ghost batch j holds
+    examples j, j + B/v, j + 2B/v, ...; the moving statistics move towards the average of the
+    ghost batches' means and variances. Inference is plain batch norm. Explained in chapter 3.
+
+    Args:
+        virtual_batch_size: examples per ghost batch; must divide the batch size.
+        **kwargs: as for :class:`BatchNorm` (the feature axis must not be the batch axis).
+    """
+
+    def __init__(self, virtual_batch_size, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(virtual_batch_size, bool) or not isinstance(virtual_batch_size, int) \
+                or virtual_batch_size < 1:
+            raise ValueError(f"virtual_batch_size must be a positive int, got {virtual_batch_size!r}")
+        self.virtual_batch_size = virtual_batch_size
+
+    def build(self, input_shape):
+        if _feature_axis(len(input_shape), self.axis) == 0:
+            raise ValueError("GhostBatchNorm splits the batch axis, so axis must not be 0")
+        super().build(input_shape)
+
+    def call(self, inputs, training=False):
+        if not (training and self.trainable):
+            return super().call(inputs, training=False)
+        batch = inputs.shape[0]
+        if batch is not None and batch % self.virtual_batch_size:
+            raise ValueError(f"virtual_batch_size={self.virtual_batch_size} must divide the batch "
+                             f"size, got a batch of {batch}")
+        x = ops.cast(inputs, "float32")
+        ghosts = ops.reshape(x, (self.virtual_batch_size, -1, *ops.shape(x)[1:]))
+        axes = (0, *(a + 1 for a in self._axes if a != 0))  # keep axis 1: the ghost index
+        mean, variance = ops.moments(ghosts, axes=axes, keepdims=True)
+        self._update_moving_statistics(ops.reshape(ops.mean(mean, axis=1), (-1,)),
+                                       ops.reshape(ops.mean(variance, axis=1), (-1,)))
+        y = self.adjust((ghosts - mean) * ops.rsqrt(variance + self.epsilon))
+        y = self._scale_and_shift(y, [1, *self._broadcast])
+        return ops.cast(ops.reshape(y, ops.shape(inputs)), self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "virtual_batch_size": self.virtual_batch_size}
+
+
+@keras.saving.register_keras_serializable(package="normlab")
+class AdjustedBatchNorm(BatchNorm):
+    """Keras 2's ``adjustment`` argument, which Keras 3 removed, through the :meth:`adjust` hook.
+
+    ``adjustment(shape)`` receives the (dynamic) shape of the input and returns ``(scale, bias)``,
+    broadcastable to it; in training the normalized values become ``x_hat * scale + bias`` before
+    gamma and beta, e.g. to add noise to the normalization. Inference is plain batch norm.
+    Explained in chapter 3.
+
+    Args:
+        adjustment: the function. To save a model with this layer, make it a named function
+            registered with ``keras.saving.register_keras_serializable``.
+        **kwargs: as for :class:`BatchNorm`.
+    """
+
+    def __init__(self, adjustment, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(adjustment, dict):  # from get_config
+            adjustment = keras.saving.deserialize_keras_object(adjustment)
+        if not callable(adjustment):
+            raise ValueError(f"adjustment must be a function of the input shape, got {adjustment!r}")
+        self.adjustment = adjustment
+
+    def adjust(self, normalized):
+        scale, bias = self.adjustment(ops.shape(normalized))
+        return normalized * scale + bias
+
+    def get_config(self):
+        return {**super().get_config(),
+                "adjustment": keras.saving.serialize_keras_object(self.adjustment)}
+
+
+def _batch_norm_layers(layer):
+    """``layer`` and every layer nested in it that keeps moving batch statistics."""
+    if isinstance(layer, (keras.layers.BatchNormalization, BatchNorm)):
+        yield layer
+    for child in getattr(layer, "layers", []):
+        yield from _batch_norm_layers(child)
+
+
+def precise_batch_norm(model, batches, num_batches=None) -> int:
+    """Recompute every trainable batch-norm layer's moving statistics with frozen weights.
+
+    PreciseBN (Wu & Johnson, 2021): instead of the exponential moving average collected while the
+    weights were still changing, run ``num_batches`` batches through the model in training mode
+    with no weight update, and set each layer's moving mean and variance to the *equal-weight*
+    average of the batch means and (biased) variances. ``batches`` yields inputs or
+    ``(inputs, labels)`` pairs. Returns the number of batches used. Explained in chapter 4.
+    """
+    if num_batches is not None and num_batches < 1:
+        raise ValueError(f"num_batches must be at least 1, got {num_batches}")
+    layers = [layer for layer in _batch_norm_layers(model) if layer.trainable]
+    if not layers:
+        raise ValueError("the model has no trainable batch-norm layer to recompute")
+    momenta = [layer.momentum for layer in layers]
+    used = 0
+    try:
+        for batch in batches:
+            if num_batches is not None and used == num_batches:
+                break
+            used += 1
+            for layer in layers:  # a running mean: moving = (1 - 1/k) moving + (1/k) batch k
+                layer.momentum = 1.0 - 1.0 / used
+            model(batch[0] if isinstance(batch, (tuple, list)) else batch, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    if used == 0:
+        raise ValueError("batches was empty")
+    return used

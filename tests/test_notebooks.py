@@ -97,3 +97,12 @@ def test_execute_merges_consecutive_prints(tmp_path):
     notebooks.execute(path, profile="smoke")
     outputs = nbformat.read(path, as_version=4).cells[1].outputs
     assert [(o.name, o.text) for o in outputs] == [("stdout", "a\nb\n"), ("stderr", "c\n")]
+
+
+def test_stamp_covers_the_normlab_modules_a_notebook_imports_and_theirs():
+    nb = make_notebook("from normlab import (\n    plots,\n    runtime,\n)",
+                       "from normlab.notebooks import glue", "import normlab.data")
+    # data and notebooks import runtime themselves; layers is never loaded
+    assert notebooks.normlab_modules(nb) == ["__init__", "data", "notebooks", "plots", "runtime"]
+    assert notebooks.normlab_modules(make_notebook("x = 1")) == ["__init__"]
+    assert "layers" in notebooks.normlab_modules(make_notebook("from normlab.layers import BatchNorm"))

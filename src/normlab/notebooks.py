@@ -5,8 +5,8 @@ number in the text comes from the run; where myst-nb is absent (Colab) it does n
 
 The website shows the outputs stored in each notebook. They are trustworthy only if they were
 produced by the code now in the repository: :func:`execute` runs a notebook top to bottom under a
-profile and records a stamp (a hash of its code cells, the ``normlab`` sources and the profile) in
-the notebook's metadata; :func:`is_current` recomputes it. Usage::
+profile and records a stamp (a hash of its code cells, the ``normlab`` modules they import and the
+profile) in the notebook's metadata; :func:`is_current` recomputes it. Usage::
 
     python -m normlab.notebooks execute book/*.ipynb            # the full profile
     python -m normlab.notebooks check book/*.ipynb              # what cannot be published
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -47,14 +48,42 @@ def _code_cells(nb) -> list[str]:
             for c in nb.cells if c.cell_type == "code"]
 
 
+_IMPORT = re.compile(r"^\s*(?:from\s+normlab(?:\.(\w+))?\s+import\s+(\([\w\s,]+\)|[\w \t,]+)"
+                     r"|import\s+normlab\.(\w+))", re.MULTILINE)
+
+
+def _imported_modules(code: str) -> set[str]:
+    found = set()
+    for module, names, plain in _IMPORT.findall(code):
+        if module or plain:
+            found.add(module or plain)
+        else:  # from normlab import a, b
+            found.update(n for n in re.findall(r"\w+", names) if (PACKAGE_DIR / f"{n}.py").exists())
+    return found
+
+
+def normlab_modules(nb) -> list[str]:
+    """The ``normlab`` modules a notebook runs: those its code imports, and theirs in turn.
+
+    Only these enter the stamp, so changing a module a chapter never loads leaves it current.
+    """
+    todo, seen = _imported_modules("\n".join(_code_cells(nb))), {"__init__"}
+    while todo:
+        module = todo.pop()
+        if module not in seen and (PACKAGE_DIR / f"{module}.py").exists():
+            seen.add(module)
+            todo |= _imported_modules((PACKAGE_DIR / f"{module}.py").read_text())
+    return sorted(seen)
+
+
 def stamp(nb, profile: str) -> str:
-    """Hash of everything that determines the outputs: profile, code cells, ``normlab`` sources."""
+    """Hash of what determines the outputs: profile, code cells, the ``normlab`` modules they run."""
     digest = hashlib.sha256(profile.encode())
     for source in _code_cells(nb):
         digest.update(b"\0cell\0" + source.encode())
-    for path in sorted(PACKAGE_DIR.glob("*.py")):
-        source = path.read_bytes().replace(b"\r\n", b"\n")  # the same stamp on any checkout
-        digest.update(b"\0file\0" + path.name.encode() + b"\0" + source)
+    for module in normlab_modules(nb):
+        source = (PACKAGE_DIR / f"{module}.py").read_bytes().replace(b"\r\n", b"\n")
+        digest.update(b"\0file\0" + module.encode() + b"\0" + source)
     return digest.hexdigest()
 
 
@@ -110,7 +139,8 @@ def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> flo
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
-    nb.metadata[METADATA_KEY] = {"profile": profile, "stamp": stamp(nb, profile)}
+    nb.metadata[METADATA_KEY] = {"profile": profile, "modules": normlab_modules(nb),
+                                 "stamp": stamp(nb, profile)}
     nbformat.write(nb, path)
     return seconds
 

@@ -289,3 +289,53 @@ def test_precise_batch_norm_respects_limits_and_frozen_layers():
         layers.precise_batch_norm(model, [])
     with pytest.raises(ValueError, match="no trainable batch-norm layer"):
         layers.precise_batch_norm(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), [x])
+
+
+def test_fused_batch_norm_matches_keras_in_outputs_gradients_and_statistics():
+    x = tf.constant(random_input((16, 5, 5, 4)).astype("float32"))
+    ours, theirs = layers.FusedBatchNorm(momentum=0.8), keras_bn(x.numpy(), -1, momentum=0.8)
+    ours.build(x.shape)
+    weights = [np.linspace(0.5, 2.0, 4), np.linspace(-1, 1, 4), np.zeros(4), np.ones(4)]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    for _ in range(3):
+        grads = []
+        for layer in (ours, theirs):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(tf.sin(y))
+            grads.append([y, *tape.gradient(loss, [x, layer.gamma, layer.beta])])
+        for a, b in zip(*grads, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.moving_mean, theirs.moving_mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours.moving_variance, theirs.moving_variance, rtol=1e-6)  # biased
+    np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), atol=1e-5)
+
+
+def test_fused_batch_norm_trains_and_saves_like_keras(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 64)
+    ours = build_model(layers.FusedBatchNorm(center=False), seed=0)
+    theirs = build_model(keras.layers.BatchNormalization(center=False), seed=0)
+    theirs.set_weights(ours.get_weights())
+    for model in (ours, theirs):
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    ours.save(tmp_path / "fused.keras")
+    restored = keras.models.load_model(tmp_path / "fused.keras")
+    assert isinstance(restored.layers[1], layers.FusedBatchNorm)
+    assert restored.layers[1].get_config() == ours.layers[1].get_config()
+    np.testing.assert_allclose(restored.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-5)
+
+
+def test_fused_batch_norm_rejects_what_the_kernel_cannot_do():
+    with pytest.raises(ValueError, match="channels-last 4-D"):
+        layers.FusedBatchNorm()(np.ones((4, 3), "float32"))
+    with pytest.raises(ValueError, match="channels-last 4-D"):
+        layers.FusedBatchNorm(axis=1)(np.ones((2, 3, 4, 4), "float32"))
+    with pytest.raises(ValueError, match=r"epsilon >= 1\.001e-5"):
+        layers.FusedBatchNorm(epsilon=1e-6)

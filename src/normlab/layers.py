@@ -11,7 +11,7 @@ import numpy as np
 
 from normlab.runtime import import_tensorflow
 
-_, keras = import_tensorflow()
+tf, keras = import_tensorflow()
 ops = keras.ops
 
 
@@ -274,6 +274,44 @@ class AdjustedBatchNorm(BatchNorm):
     def get_config(self):
         return {**super().get_config(),
                 "adjustment": keras.saving.serialize_keras_object(self.adjustment)}
+
+
+@keras.saving.register_keras_serializable(package="normlab")
+class FusedBatchNorm(BatchNorm):
+    """``keras.layers.BatchNormalization`` for channels-last 4-D inputs, trained with TF's fused kernel.
+
+    Keras 3 writes batch norm with ``keras.ops`` (it runs on every backend), several separate
+    operations; TensorFlow's ``fused_batch_norm`` does forward and backward in one kernel each,
+    which is several times faster per step on a CPU. Outputs, gradients and moving statistics
+    match Keras's layer: the kernel reports the batch variance with Bessel's correction,
+    ``m / (m - 1)``, which is undone before the moving average, because Keras averages the biased
+    variance. Inference and frozen layers use :class:`BatchNorm`'s path. TensorFlow backend only.
+    """
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(axis=axis, **kwargs)
+        if self.epsilon < 1.001e-5:
+            raise ValueError(f"the fused kernel needs epsilon >= 1.001e-5, got {self.epsilon}")
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or _feature_axis(4, self.axis) != 3:
+            raise ValueError("FusedBatchNorm takes channels-last 4-D inputs (N, H, W, C) with axis=-1, "
+                             f"got shape {input_shape} and axis {self.axis}")
+        super().build(input_shape)
+
+    def call(self, inputs, training=False):
+        if not (training and self.trainable):
+            return super().call(inputs, training=False)
+        x = tf.cast(inputs, "float32")
+        channels = x.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones(channels)
+        beta = self.beta if self.center else tf.zeros(channels)
+        y, mean, corrected = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        m = tf.cast(tf.size(x) // channels, "float32")
+        biased = corrected * (m - 1.0) / tf.maximum(m, 1.0)
+        self._update_moving_statistics(tf.stop_gradient(mean), tf.stop_gradient(biased))
+        return tf.cast(y, self.compute_dtype)
 
 
 def _batch_norm_layers(layer):

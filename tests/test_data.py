@@ -107,3 +107,25 @@ def test_the_debian_package_gives_the_real_fashion_mnist(offline):
     ds = data.load("fashion_mnist")
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
     assert np.bincount(ds.y_train).tolist() == [6000] * 10
+
+
+def test_pipeline_batches_casts_and_reshuffles_every_epoch():
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    y = np.arange(10)
+    batches = data.pipeline(x, y, 4, shuffle_seed=0)
+    epochs = [[labels.numpy().tolist() for _, labels in batches] for _ in range(2)]
+    assert [len(b) for b in epochs[0]] == [4, 4, 2]
+    assert sorted(sum(epochs[0], [])) == list(range(10)) and epochs[0] != epochs[1]
+    images, labels = next(iter(batches))
+    assert images.dtype == "float32" and np.array_equal(images.numpy().ravel(), labels.numpy())
+
+
+def test_evaluation_pipeline_keeps_the_order():
+    x = np.arange(5, dtype=np.uint8).reshape(5, 1, 1, 1)
+    labels = [lab.numpy().tolist() for _, lab in data.pipeline(x, np.arange(5), 2)]
+    assert labels == [[0, 1], [2, 3], [4]]
+
+
+def test_pipeline_rejects_an_empty_batch():
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        data.pipeline(np.zeros((2, 1, 1, 1), np.uint8), np.zeros(2), 0)

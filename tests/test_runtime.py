@@ -1,3 +1,4 @@
+import logging
 import subprocess
 import sys
 
@@ -55,3 +56,8 @@ def test_import_and_setup_print_no_tensorflow_noise():
 
 def test_not_on_colab_here():
     assert runtime.on_colab() is False
+
+
+def test_tensorflow_python_warnings_are_silenced():
+    tf, _ = runtime.import_tensorflow()
+    assert tf.get_logger().level == logging.ERROR

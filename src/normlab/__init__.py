@@ -1,8 +1,9 @@
 """normlab: the helper package shared by the chapters of *Normalization Layers in Keras*.
 
 Each module owns one concept and says which chapter explains it:
-``runtime`` (set-up, seeds, profiles), ``data`` (datasets), ``layers`` (batch norm written out),
-``plots`` (the book's figure style) and ``notebooks`` (executing and stamping the chapters).
+``runtime`` (set-up, seeds, profiles), ``data`` (datasets and pipelines), ``layers`` (batch norm
+written out), ``models`` (LeNet-5), ``train`` (runs over seeds and their cache), ``plots`` (the
+book's figure style) and ``notebooks`` (executing and stamping the chapters).
 """
 
 __version__ = "0.1.0"

@@ -98,6 +98,26 @@ def load(name: str = "default", *, fashion_mnist_dir: Path | str = DEBIAN_FASHIO
         return replace(fallback, note=note)
 
 
+def pipeline(x, y, batch_size: int, *, shuffle_seed: int | None = None):
+    """A ``tf.data`` pipeline over in-memory images: shuffled when given a seed, batched, float32.
+
+    Explained in chapter 5. Training data is reshuffled every epoch and cast batch by batch, so
+    the uint8 arrays are never copied whole; evaluation data (no seed) is cast once and cached.
+    Batches are prefetched, so the next one is ready while the model trains on this one.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    tf, _ = import_tensorflow()
+    batches = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        batches = batches.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    batches = batches.batch(batch_size).map(lambda images, labels: (tf.cast(images, "float32"), labels),
+                                            num_parallel_calls=tf.data.AUTOTUNE)
+    if shuffle_seed is None:
+        batches = batches.cache()
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
 def _load_cifar10() -> Dataset:
     _, keras = import_tensorflow()
     (x_train, y_train), (x_test, y_test) = _through_keras(keras.datasets.cifar10.load_data,

@@ -62,6 +62,8 @@ def import_tensorflow():
     TensorFlow prints CUDA probing and CPU-feature messages at import and at its first
     operation, straight to file descriptor 2, where ``TF_CPP_MIN_LOG_LEVEL`` does not reach
     all of them. Both happen here, with that descriptor silenced, so later cells stay clean.
+    TensorFlow's Python logger is limited to errors: its warnings (e.g. that a loop building
+    fresh models traces fresh functions) would print memory addresses into the pages.
     """
     with _stderr_to_devnull():
         import keras
@@ -69,6 +71,7 @@ def import_tensorflow():
 
         tf.config.list_physical_devices()
         tf.constant(0.0).numpy()
+    tf.get_logger().setLevel("ERROR")
     return tf, keras
 
 

@@ -1,0 +1,89 @@
+"""LeNet-5 with the normalization layers as parameters.
+
+Explained in chapter 5 ("LeNet-5 experiments"). The source article builds two LeNet-5 classes;
+:func:`lenet5` is both of them, with their bugs fixed, and every difference between them (input
+normalization, the normalization layer, its place next to the activation, dropout) is an argument,
+so an experiment changes one thing at a time.
+"""
+
+from __future__ import annotations
+
+from normlab.layers import FusedBatchNorm
+from normlab.runtime import import_tensorflow
+
+tf, keras = import_tensorflow()
+
+NORMS = ("none", "batch", "batch_fused", "layer", "group")
+PLACEMENTS = ("before", "after")
+DROPOUT_AT = ("hidden", "head")
+GROUPS = 2  # divides every LeNet-5 width: 6, 16, 120 and 84
+
+
+def norm_layer(kind: str, rank: int, name: str):
+    """A fresh normalization layer for a rank-``rank`` activation (4: conv, 2: dense), or None.
+
+    ``batch`` is Keras's layer; ``batch_fused`` the same with TensorFlow's fused kernel on conv
+    activations; ``layer`` normalizes each example over all its features (height, width and
+    channels for a conv activation); ``group`` over groups of channels.
+    """
+    if kind not in NORMS:
+        raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+    if kind == "none":
+        return None
+    if kind == "batch_fused" and rank == 4:
+        return FusedBatchNorm(name=name)
+    if kind in ("batch", "batch_fused"):
+        return keras.layers.BatchNormalization(name=name)
+    if kind == "layer":
+        return keras.layers.LayerNormalization(axis=list(range(1, rank)), name=name)
+    return keras.layers.GroupNormalization(groups=GROUPS, name=name)
+
+
+def lenet5(input_shape, num_classes: int = 10, *, norm: str = "none", placement: str = "before",
+           dropout: float = 0.0, dropout_at: str = "hidden", input_normalization=None,
+           name: str = "lenet5"):
+    """LeNet-5 as in the source article: conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> 120 -> 84 -> 10.
+
+    Args:
+        input_shape: ``(height, width, channels)`` of one image.
+        num_classes: size of the output; the model returns logits (train with
+            ``from_logits=True``).
+        norm: normalization after every conv and hidden dense layer, one of :data:`NORMS`.
+        placement: ``"before"`` the ReLU (the article's order) or ``"after"`` it.
+        dropout: dropout rate; 0 means no dropout layers.
+        dropout_at: ``"hidden"`` after each hidden dense block (the next block's normalization
+            then sees dropped units) or ``"head"`` only before the output layer.
+        input_normalization: a layer applied to the raw pixels first, e.g. an adapted
+            ``keras.layers.Normalization``; None feeds the pixels as they are (0 to 255).
+    """
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if dropout_at not in DROPOUT_AT:
+        raise ValueError(f"dropout_at must be one of {', '.join(DROPOUT_AT)}, got {dropout_at!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+
+    stack = [keras.Input(shape=tuple(input_shape))]
+    if input_normalization is not None:
+        stack.append(input_normalization)
+
+    def block(linear, index, rank):
+        norm_ = norm_layer(norm, rank, f"norm{index}")
+        activation = keras.layers.ReLU(name=f"relu{index}")
+        stack.append(linear)
+        stack.extend(x for x in ((norm_, activation) if placement == "before" else (activation, norm_))
+                     if x is not None)
+
+    block(keras.layers.Conv2D(6, 5, padding="same", name="conv1"), 1, rank=4)
+    stack.append(keras.layers.MaxPool2D(2, name="pool1"))
+    block(keras.layers.Conv2D(16, 5, padding="same", name="conv2"), 2, rank=4)
+    stack.append(keras.layers.MaxPool2D(2, name="pool2"))
+    stack.append(keras.layers.Flatten(name="flatten"))
+    for index, units in ((3, 120), (4, 84)):
+        block(keras.layers.Dense(units, name=f"fc{index - 2}"), index, rank=2)
+        if dropout and (dropout_at == "hidden" or index == 4):
+            stack.append(keras.layers.Dropout(dropout, name=f"dropout{index - 2}"))
+    stack.append(keras.layers.Dense(num_classes, name="logits"))
+    return keras.Sequential(stack, name=name)

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from normlab import layers, models, runtime
+
+tf, keras = runtime.import_tensorflow()
+
+
+def layer_names(model):
+    return [layer.name for layer in model.layers]
+
+
+def test_plain_lenet5_has_the_articles_shape_and_returns_logits():
+    model = models.lenet5((32, 32, 3))
+    assert layer_names(model) == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten",
+                                  "fc1", "relu3", "fc2", "relu4", "logits"]
+    # conv 5x5x3x6 + 6, conv 5x5x6x16 + 16, dense 8*8*16 -> 120 -> 84 -> 10 (padding "same")
+    assert model.count_params() == 456 + 2416 + (1024 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    assert model.output_shape == (None, 10)
+    assert model.layers[-1].activation is keras.activations.linear
+
+
+@pytest.mark.parametrize("placement, expected", [
+    ("before", ["conv1", "norm1", "relu1"]), ("after", ["conv1", "relu1", "norm1"])])
+def test_norm_placement_relative_to_relu(placement, expected):
+    model = models.lenet5((28, 28, 1), norm="batch", placement=placement)
+    assert layer_names(model)[:3] == expected
+
+
+@pytest.mark.parametrize("norm, conv_type, dense_type", [
+    ("batch", keras.layers.BatchNormalization, keras.layers.BatchNormalization),
+    ("batch_fused", layers.FusedBatchNorm, keras.layers.BatchNormalization),
+    ("layer", keras.layers.LayerNormalization, keras.layers.LayerNormalization),
+    ("group", keras.layers.GroupNormalization, keras.layers.GroupNormalization)])
+def test_every_conv_and_hidden_dense_layer_gets_the_chosen_norm(norm, conv_type, dense_type):
+    model = models.lenet5((28, 28, 1), norm=norm)
+    found = {name: type(model.get_layer(name)) for name in ("norm1", "norm2", "norm3", "norm4")}
+    assert found == {"norm1": conv_type, "norm2": conv_type, "norm3": dense_type, "norm4": dense_type}
+    assert model(np.zeros((2, 28, 28, 1), "float32"), training=True).shape == (2, 10)
+
+
+def test_layer_norm_normalizes_each_example_over_all_its_features():
+    layer = models.norm_layer("layer", 4, "ln")
+    x = np.random.default_rng(0).normal(3.0, 2.0, (2, 4, 4, 3)).astype("float32")
+    y = np.asarray(layer(x))
+    np.testing.assert_allclose(y.reshape(2, -1).mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(y.reshape(2, -1).std(axis=1), 1.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("dropout_at, expected", [("hidden", ["dropout1", "dropout2"]), ("head", ["dropout2"])])
+def test_dropout_placement(dropout_at, expected):
+    model = models.lenet5((28, 28, 1), norm="batch", dropout=0.5, dropout_at=dropout_at)
+    names = layer_names(model)
+    assert [n for n in names if n.startswith("dropout")] == expected
+    assert names[-2:] == ["dropout2", "logits"]
+    assert names.index("dropout2") == names.index("relu4") + 1
+
+
+def test_input_normalization_comes_first():
+    normalizer = keras.layers.Normalization(mean=127.5, variance=127.5**2, name="input_normalization")
+    model = models.lenet5((28, 28, 1), input_normalization=normalizer)
+    assert layer_names(model)[0] == "input_normalization"
+
+
+def test_no_dropout_layers_by_default_and_no_norm_layers_for_none():
+    names = layer_names(models.lenet5((28, 28, 1)))
+    assert not any(n.startswith(("dropout", "norm")) for n in names)
+
+
+def test_the_model_survives_a_keras_file_round_trip(tmp_path):
+    model = models.lenet5((28, 28, 1), norm="batch_fused", dropout=0.2)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 28, 28, 1)).astype("float32")
+    path = tmp_path / "lenet5.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"norm": "instance"}, "unknown norm 'instance'"),
+    ({"placement": "middle"}, "placement must be one of before, after"),
+    ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+    ({"dropout_at": "everywhere"}, "dropout_at must be one of hidden, head")])
+def test_bad_arguments_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.lenet5((28, 28, 1), **kwargs)

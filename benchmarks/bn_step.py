@@ -8,10 +8,9 @@ prints the median step time of each and their ratio (fused / Keras; below 1 mean
 """
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+import timing
 
 from normlab import layers, runtime
 
@@ -34,12 +33,10 @@ def step_function(layer, x):
     return step
 
 
-def seconds_per_step(step, steps):
-    start = time.perf_counter()
+def run_steps(step, steps):
     for _ in range(steps):
         grads = step()
     grads[0].numpy()  # wait for the last step
-    return (time.perf_counter() - start) / steps
 
 
 def main():
@@ -53,20 +50,13 @@ def main():
 
     shape = (args.batch, args.size, args.size, args.channels)
     x = tf.constant(np.random.default_rng(0).normal(size=shape).astype("float32"))
-    steps = {"keras.layers.BatchNormalization": step_function(keras.layers.BatchNormalization(), x),
-             "normlab.layers.FusedBatchNorm": step_function(layers.FusedBatchNorm(), x)}
-    times = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            times[name].append(seconds_per_step(step, args.steps))
-
-    print(f"{runtime.device_summary()}; input {shape}, forward + backward, median of {args.rounds}")
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    for name, median in medians.items():
-        print(f"  {name:34s} {1000 * median:7.2f} ms/step")
-    ratio = medians["normlab.layers.FusedBatchNorm"] / medians["keras.layers.BatchNormalization"]
-    print(f"ratio fused / keras: {ratio:.2f}x")
-
+    fused, keras_bn = "normlab.layers.FusedBatchNorm", "keras.layers.BatchNormalization"
+    steps = {keras_bn: step_function(keras.layers.BatchNormalization(), x),
+             fused: step_function(layers.FusedBatchNorm(), x)}
+    medians = timing.alternate(
+        {name: lambda step=step: run_steps(step, args.steps) for name, step in steps.items()}, args.rounds)
+    timing.report(f"{runtime.device_summary()}; input {shape}, forward + backward, median of {args.rounds}",
+                  medians, "ms/step", ratio=(fused, keras_bn, "fused / keras"), scale=1000 / args.steps)
 
 if __name__ == "__main__":
     main()

@@ -11,8 +11,8 @@ over several rounds; the script prints the median epoch time of each and their r
 """
 
 import argparse
-import statistics
-import time
+
+import timing
 
 from normlab import data, models, runtime
 
@@ -47,20 +47,12 @@ def main():
     for name, epoch in epochs.items():
         trained[name] = compiled_lenet5(x.shape[1:], args.norm)
         epoch(trained[name])  # warm-up: traces the training step
-    times = {name: [] for name in epochs}
-    for _ in range(args.rounds):
-        for name, epoch in epochs.items():
-            start = time.perf_counter()
-            epoch(trained[name])
-            times[name].append(time.perf_counter() - start)
-
-    print(f"{runtime.device_summary()}; LeNet-5 (norm={args.norm}) on {len(x):,} {ds.title} images, "
-          f"batch {BATCH_SIZE}, median of {args.rounds} epochs")
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    for name, median in medians.items():
-        print(f"  {name:24s} {median:7.2f} s/epoch")
-    ratio = medians["normlab.data.pipeline"] / medians["model.fit(numpy arrays)"]
-    print(f"ratio pipeline / numpy: {ratio:.2f}x")
+    medians = timing.alternate(
+        {name: lambda epoch=epoch, model=trained[name]: epoch(model) for name, epoch in epochs.items()},
+        args.rounds)
+    timing.report(f"{runtime.device_summary()}; LeNet-5 (norm={args.norm}) on {len(x):,} {ds.title} "
+                  f"images, batch {BATCH_SIZE}, median of {args.rounds} epochs", medians, "s/epoch",
+                  ratio=("normlab.data.pipeline", "model.fit(numpy arrays)", "pipeline / numpy"))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def test_layer_norm_normalizes_each_example_over_all_its_features():
     np.testing.assert_allclose(y.reshape(2, -1).std(axis=1), 1.0, atol=1e-3)
 
 
-@pytest.mark.parametrize("dropout_at, expected", [("hidden", ["dropout1", "dropout2"]), ("head", ["dropout2"])])
+@pytest.mark.parametrize("dropout_at, expected",
+                         [("hidden", ["dropout1", "dropout2"]), ("head", ["dropout2"])])
 def test_dropout_placement(dropout_at, expected):
     model = models.lenet5((28, 28, 1), norm="batch", dropout=0.5, dropout_at=dropout_at)
     names = layer_names(model)

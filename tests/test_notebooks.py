@@ -61,20 +61,34 @@ def test_check_reports_what_cannot_be_published(tmp_path, capsys):
         "its outputs are stale: the code cells or normlab changed since it was executed"]
 
 
-def test_check_reports_error_outputs_unless_expected(tmp_path):
+def test_check_reports_error_outputs(tmp_path):
     path = tmp_path / "errors.ipynb"
-    nbformat.write(make_notebook("raise ValueError('meant')", "x = 1"), path)
-    with pytest.raises(Exception, match="meant"):  # execute stops at an unexpected error
-        notebooks.execute(path, profile="full")
-    nb = nbformat.read(path, as_version=4)
-    nb.cells[1].metadata["tags"] = ["raises-exception"]
-    nbformat.write(nb, path)
+    nbformat.write(make_notebook("x = 1"), path)
     notebooks.execute(path, profile="full")
     nb = nbformat.read(path, as_version=4)
     assert notebooks.problems(nb) == []
-    nb.cells[2].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError",
+    nb.cells[1].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError",
                                                   evalue="division by zero", traceback=[])]
-    assert notebooks.problems(nb) == ["code cell 2 shows ZeroDivisionError: division by zero"]
+    assert notebooks.problems(nb) == ["code cell 1 shows ZeroDivisionError: division by zero"]
+
+
+def test_expect_error_prints_the_error_and_lets_the_notebook_go_on(tmp_path):
+    path = tmp_path / "deliberate.ipynb"
+    code = ("from normlab.notebooks import expect_error\n"
+            "with expect_error(ValueError):\n    int('x')\nprint('next')")
+    nbformat.write(make_notebook(code), path)
+    notebooks.execute(path, profile="smoke")
+    (output,) = nbformat.read(path, as_version=4).cells[1].outputs
+    assert output.text == "ValueError: invalid literal for int() with base 10: 'x'\nnext\n"
+
+
+def test_expect_error_fails_when_nothing_is_raised_or_another_error_is():
+    with pytest.raises(AssertionError, match="expected ValueError, but nothing was raised"):
+        with notebooks.expect_error(ValueError):
+            pass
+    with pytest.raises(KeyError):
+        with notebooks.expect_error(ValueError):
+            raise KeyError("not the expected kind")
 
 
 def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):

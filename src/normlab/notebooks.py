@@ -1,7 +1,8 @@
-"""Notebook bookkeeping: glue results into the prose, execute and stamp the chapters.
+"""Notebook bookkeeping: glue results into the prose, show errors, execute and stamp the chapters.
 
 :func:`glue` hands a computed value to the website's prose (myst-nb's ``{glue}`` role), so every
 number in the text comes from the run; where myst-nb is absent (Colab) it does nothing.
+:func:`expect_error` shows an error a chapter means to show without stopping "Run all".
 
 The website shows the outputs stored in each notebook. They are trustworthy only if they were
 produced by the code now in the repository: :func:`execute` runs a notebook top to bottom under a
@@ -15,11 +16,13 @@ profile) in the notebook's metadata; :func:`is_current` recomputes it. Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import re
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from normlab.runtime import PROFILE_VARIABLE, PROFILES
@@ -41,6 +44,23 @@ def glue(name: str, value, display: bool = False) -> None:
     except ImportError:  # e.g. on Colab: nothing renders glued values there
         return
     myst_glue(name, value, display=display)
+
+
+@contextlib.contextmanager
+def expect_error(error_type: type[BaseException] = Exception):
+    """Run a block that must fail, and print its error as Python would, without a traceback.
+
+    Explained in chapter 3. A cell that raises stops "Run all" on Colab and in JupyterLab, which
+    ignore the cell tags the website uses; inside ``with expect_error(ValueError):`` the cell
+    shows the error and the notebook goes on. A block that does not raise is a bug in the
+    chapter, so it fails loudly with an ``AssertionError``.
+    """
+    try:
+        yield
+    except error_type as error:
+        print("".join(traceback.format_exception_only(type(error), error)).rstrip())
+    else:
+        raise AssertionError(f"expected {error_type.__name__}, but nothing was raised")
 
 
 def _code_cells(nb) -> list[str]:
@@ -100,7 +120,8 @@ def is_current(nb) -> bool:
 
 def problems(nb) -> list[str]:
     """What keeps a notebook's stored outputs from being published: not made by :func:`execute`
-    with the full profile, stale, or showing an error the cell was not meant to raise."""
+    with the full profile, stale, or showing an error (a deliberate one uses :func:`expect_error`,
+    which prints it instead of raising)."""
     info = recorded(nb)
     if info.get("profile") != "full":
         found = ["its outputs were not made by `python -m normlab.notebooks execute` (full profile)"]
@@ -110,7 +131,7 @@ def problems(nb) -> list[str]:
         found = []
     for number, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
         errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
-        if errors and "raises-exception" not in cell.metadata.get("tags", []):
+        if errors:
             found.append(f"code cell {number} shows {errors[0].ename}: {errors[0].evalue}")
     return found
 

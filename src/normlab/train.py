@@ -16,7 +16,7 @@ import hashlib
 import inspect
 import json
 import os
-import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -97,16 +97,17 @@ def cache_key(config: RunConfig, dataset: data.Dataset) -> str:
         "config": dataclasses.asdict(config),
         "dataset": [dataset.key, dataset.x_train.shape, dataset.x_test.shape],
         "versions": [tf.__version__, keras.__version__, np.__version__],
-        "code": _code_fingerprint(data, layers, models, sys.modules[__name__]),
+        "code": _code_fingerprint(*_RUN_CODE),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _code_fingerprint(*modules) -> str:
-    """Hash the modules' syntax trees without docstrings: rewording the docs keeps the cache."""
+def _code_fingerprint(*code) -> str:
+    """Hash the syntax trees of the code a run executes (modules, classes, functions), without
+    docstrings: rewording the docs, or changing how a dataset is found, keeps the cache."""
     digest = hashlib.sha256()
-    for module in modules:
-        tree = ast.parse(inspect.getsource(module))
+    for obj in code:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
         for node in ast.walk(tree):
             if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
                     and ast.get_docstring(node) is not None):
@@ -157,3 +158,9 @@ def _train(config: RunConfig, dataset: data.Dataset) -> dict:
         "history": {name: [float(v) for v in values] for name, values in history.history.items()},
         "train_seconds": timer.seconds,
     }
+
+
+# What a run executes, and so what the cache key covers: code elsewhere in normlab (how a dataset
+# is found, the plots) can change without retraining.
+_RUN_CODE = (RunConfig, _TrainTimer, _train, set_seed, data.Dataset.subsample, data.pipeline,
+             layers, models)

@@ -1,5 +1,9 @@
 import gzip
+import http.server
+import socket
+import threading
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,13 +11,7 @@ import pytest
 from normlab import data, runtime
 
 _, keras = runtime.import_tensorflow()
-
-
-def write_idx(path, array):
-    """Write an array in the IDX format the MNIST family uses (what the Debian package ships)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
+write_idx = data._write_idx
 
 
 @pytest.fixture
@@ -35,8 +33,10 @@ def offline(monkeypatch):
     """Make every keras.datasets download fail the way it does without a network."""
 
     def no_network():
+        print("Downloading data from https://example.invalid")  # what Keras prints first
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
+    monkeypatch.setattr(data, "_reachable", lambda url: False)
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", no_network)
     monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", no_network)
 
@@ -50,6 +50,7 @@ def test_fashion_mnist_is_read_offline_from_idx_files(tiny_fashion_mnist, offlin
     np.testing.assert_array_equal(ds.y_test, arrays["t10k-labels-idx1-ubyte.gz"])
     assert ds.y_train.dtype == np.int64
     assert "Debian package" in ds.describe() and "12 train / 5 test" in ds.describe()
+    assert max(len(line) for line in ds.describe().splitlines()) <= 78  # fits the page
 
 
 def test_default_falls_back_to_fashion_mnist_and_says_so(tiny_fashion_mnist, offline):
@@ -58,15 +59,86 @@ def test_default_falls_back_to_fashion_mnist_and_says_so(tiny_fashion_mnist, off
     assert "CIFAR-10 could not be downloaded" in ds.describe()
 
 
-def test_missing_dataset_is_one_clear_paragraph(tmp_path, offline):
+def test_missing_dataset_is_one_clear_paragraph(tmp_path, offline, monkeypatch, capsys):
+    monkeypatch.setenv(runtime.PROFILE_VARIABLE, "full")
     with pytest.raises(data.DatasetUnavailableError) as info:
         data.load("cifar10")
     message = str(info.value)
     assert "Could not load CIFAR-10" in message and "Name or service not known" in message
     assert "apt-get install dataset-fashion-mnist" in message and "\n" not in message
+    assert "NORMLAB_PROFILE=smoke" in message
     assert info.value.__suppress_context__ and info.value.__cause__ is None  # no urllib traceback
     with pytest.raises(data.DatasetUnavailableError, match="Could not load Fashion-MNIST"):
         data.load("fashion_mnist", fashion_mnist_dir=tmp_path)
+    assert capsys.readouterr().out == ""  # offline, Keras's "Downloading ..." line is not shown
+
+
+def test_the_message_names_the_folder_keras_really_uses(tmp_path, offline, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    assert data.keras_datasets_dir() == tmp_path / "keras-home" / "datasets"
+    with pytest.raises(data.DatasetUnavailableError, match=f"into {tmp_path / 'keras-home' / 'datasets'},"):
+        data.load("cifar10")
+
+
+def test_the_keras_folder_follows_keras_own_rule():
+    from keras.src.backend.config import keras_home  # private: used here only as an oracle
+
+    assert data.keras_datasets_dir() == Path(keras_home()) / "datasets"
+
+
+def test_a_download_shows_keras_progress_when_the_origin_answers(monkeypatch, capsys):
+    def downloading():
+        print("Downloading data from https://www.cs.toronto.edu/... 170498071/170498071 ━━━━")
+        return (np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, 1))), (
+            np.zeros((1, 32, 32, 3), np.uint8), np.zeros((1, 1)))
+
+    monkeypatch.setattr(data, "_reachable", lambda url: True)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", downloading)
+    data.load("cifar10")
+    assert "Downloading data from" in capsys.readouterr().out
+
+
+def test_reachable_tells_an_answering_server_from_a_closed_port():
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)  # an HTTP error is still an answer
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    assert data._reachable(f"http://127.0.0.1:{server.server_port}/x.tar.gz", timeout=5)
+    server.server_close()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    assert not data._reachable(f"http://127.0.0.1:{closed}/x.tar.gz", timeout=5)
+
+
+def test_smoke_profile_falls_back_to_the_bundled_sample(tmp_path, offline, monkeypatch):
+    monkeypatch.setenv(runtime.PROFILE_VARIABLE, "smoke")
+    ds = data.load("default", fashion_mnist_dir=tmp_path)  # an empty folder: no Debian package
+    assert ds.key == "fashion_mnist" and ds.x_train.shape == (1000, 28, 28, 1)
+    assert ds.x_test.shape == (500, 28, 28, 1)
+    assert np.bincount(ds.y_train).tolist() == [100] * 10 and np.bincount(ds.y_test).tolist() == [50] * 10
+    assert "sample bundled with normlab" in ds.describe() and "CIFAR-10 could not" in ds.describe()
+    monkeypatch.setenv(runtime.PROFILE_VARIABLE, "full")  # never for the real experiments
+    with pytest.raises(data.DatasetUnavailableError):
+        data.load("default", fashion_mnist_dir=tmp_path)
+
+
+def test_the_bundled_sample_is_small():
+    assert sum(p.stat().st_size for p in data.SAMPLE_DIR.iterdir()) < 2_000_000
+    assert (data.SAMPLE_DIR / "LICENSE").read_text().startswith("The MIT License")
+
+
+@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_the_bundled_sample_is_remade_byte_for_byte_from_the_debian_files(tmp_path):
+    data.write_sample(data.DEBIAN_FASHION_MNIST_DIR, tmp_path)
+    for name in data._FASHION_FILES:
+        assert (tmp_path / name).read_bytes() == (data.SAMPLE_DIR / name).read_bytes(), name
 
 
 def test_cifar10_through_keras_is_reshaped_to_the_book_layout(monkeypatch):

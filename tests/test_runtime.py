@@ -61,3 +61,32 @@ def test_not_on_colab_here():
 def test_tensorflow_python_warnings_are_silenced():
     tf, _ = runtime.import_tensorflow()
     assert tf.get_logger().level == logging.ERROR
+
+
+@pytest.mark.parametrize("installed, minimum", [
+    ({"tensorflow": "2.21.0", "keras": "3.15.1"}, {"keras": "3.14"}),
+    ({"tensorflow": "2.19.1", "keras": "3.10.0"}, {}),
+    ({"tensorflow": "2.20.0rc1", "keras": "3.14.0"}, {"keras": "3.14"}),
+])
+def test_new_enough_versions_pass(installed, minimum):
+    runtime.require(installed, **minimum)
+
+
+def test_an_old_keras_stops_the_chapter_with_one_clear_sentence():
+    with pytest.raises(runtime.VersionError) as info:
+        runtime.require({"tensorflow": "2.21.0", "keras": "3.10.0"}, keras="3.14")
+    message = str(info.value)
+    assert message.startswith("This chapter needs Keras 3.14 or newer, but Keras 3.10.0 is installed")
+    assert 'pip install --upgrade "keras>=3.14"' in message and "Restart session" in message
+    assert "\n" not in message
+
+
+def test_the_book_wide_minimum_applies_to_every_chapter():
+    with pytest.raises(runtime.VersionError, match=r"needs TensorFlow .* but TensorFlow 2\.15\.1 is"):
+        runtime.require({"tensorflow": "2.15.1", "keras": "3.15.1"})
+    with pytest.raises(ValueError, match="not jax"):
+        runtime.require({"tensorflow": "2.21.0", "keras": "3.15.1"}, jax="0.4")
+
+
+def test_the_installed_versions_meet_the_book_minimum():
+    runtime.require()

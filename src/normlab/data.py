@@ -210,7 +210,7 @@ def write_sample(source: Path | str, target: Path | str, n_train: int = 1000, n_
                                          for c in range(10)]))
         arrays += [x[picked, ..., 0], y[picked].astype(np.uint8)]
     Path(target).mkdir(parents=True, exist_ok=True)
-    for name, array in zip(_FASHION_FILES, arrays):
+    for name, array in zip(_FASHION_FILES, arrays, strict=True):
         _write_idx(Path(target) / name, array)
 
 

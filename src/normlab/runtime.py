@@ -1,4 +1,5 @@
-"""Run-time set-up shared by every chapter: quiet TensorFlow import, seeds, profile, device.
+"""Run-time set-up shared by every chapter: quiet TensorFlow import, versions, seeds, profile,
+device.
 
 Explained in chapter 1, section "Setup". Every chapter's setup cell calls :func:`setup`.
 """
@@ -7,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from dataclasses import dataclass
 
 PROFILE_VARIABLE = "NORMLAB_PROFILE"
 PROFILES = ("full", "smoke")
+# The oldest versions every chapter has been run with; a chapter may ask for more in its setup.
+MINIMUM_VERSIONS = {"tensorflow": "2.19", "keras": "3.10"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,41 @@ def import_tensorflow():
     return tf, keras
 
 
+class VersionError(RuntimeError):
+    """TensorFlow or Keras is older than a chapter needs."""
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """``"3.14.0rc1"`` -> ``(3, 14, 0)``: numeric parts only, enough to compare releases."""
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("rc")[0])[:3])
+
+
+def require(installed: dict[str, str] | None = None, **minimum: str) -> None:
+    """Stop with one clear sentence when TensorFlow or Keras is older than a chapter needs.
+
+    ``require(keras="3.14")`` checks the installed versions (or those in ``installed``, for
+    tests) against ``MINIMUM_VERSIONS`` raised by ``minimum``. On Colab, whose own TensorFlow
+    and Keras a chapter keeps, this is where an old image is caught, instead of an obscure
+    error deep in a chapter.
+    """
+    if installed is None:
+        tf, keras = import_tensorflow()
+        installed = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    needed = {**MINIMUM_VERSIONS, **minimum}
+    unknown = set(needed) - set(installed)
+    if unknown:
+        raise ValueError(f"can only check {', '.join(sorted(installed))}, not {', '.join(sorted(unknown))}")
+    for package, version in needed.items():
+        if _version_tuple(installed[package]) < _version_tuple(version):
+            name = {"tensorflow": "TensorFlow", "keras": "Keras"}[package]
+            raise VersionError(
+                f"This chapter needs {name} {version} or newer, but {name} {installed[package]} is "
+                f'installed: upgrade it with `pip install --upgrade "{package}>={version}"` (on Colab, '
+                "run that with a leading `!` in a cell, then choose Runtime > Restart session) and "
+                "run the chapter again."
+            )
+
+
 def set_seed(seed: int, *, deterministic: bool = False) -> None:
     """Seed Python, NumPy and TensorFlow at once; optionally make TF ops deterministic.
 
@@ -101,10 +140,12 @@ def device_summary() -> str:
     return f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {device}"
 
 
-def setup(seed: int = 0) -> Profile:
-    """The chapter setup: quiet import, seeding, and a printed line on profile and device."""
+def setup(seed: int = 0, **minimum_versions: str) -> Profile:
+    """The chapter setup: quiet import, version check (:func:`require`), seeding, and a printed
+    line on profile and device. ``setup(0, keras="3.14")`` for a chapter that needs Keras 3.14."""
     active = profile()
     tf, _ = import_tensorflow()
+    require(**minimum_versions)
     set_seed(seed)
     print(f"profile: {active.name} | {device_summary()}")
     if on_colab() and not tf.config.list_physical_devices("GPU"):

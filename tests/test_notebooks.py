@@ -72,37 +72,6 @@ def test_check_reports_error_outputs(tmp_path):
     assert notebooks.problems(nb) == ["code cell 1 shows ZeroDivisionError: division by zero"]
 
 
-def test_expect_error_prints_the_error_and_lets_the_notebook_go_on(tmp_path):
-    path = tmp_path / "deliberate.ipynb"
-    code = ("from normlab.notebooks import expect_error\n"
-            "with expect_error(ValueError):\n    int('x')\nprint('next')")
-    nbformat.write(make_notebook(code), path)
-    notebooks.execute(path, profile="smoke")
-    (output,) = nbformat.read(path, as_version=4).cells[1].outputs
-    assert output.text == "ValueError: invalid literal for int() with base 10: 'x'\nnext\n"
-
-
-def test_expect_error_fails_when_nothing_is_raised_or_another_error_is():
-    with pytest.raises(AssertionError, match="expected ValueError, but nothing was raised"):
-        with notebooks.expect_error(ValueError):
-            pass
-    with pytest.raises(KeyError):
-        with notebooks.expect_error(ValueError):
-            raise KeyError("not the expected kind")
-
-
-def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):
-    import myst_nb
-    import numpy as np
-
-    seen = {}
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update({name: value}))
-    notebooks.glue("x", np.float32(0.5))
-    notebooks.glue("n", np.int64(3))
-    assert seen == {"x": 0.5, "n": 3}
-    assert type(seen["x"]) is float and type(seen["n"]) is int
-
-
 def test_execute_merges_consecutive_prints(tmp_path):
     path = tmp_path / "prints.ipynb"
     code = ("import sys, time\nprint('a', flush=True)\ntime.sleep(0.2)\nprint('b')\n"
@@ -115,8 +84,8 @@ def test_execute_merges_consecutive_prints(tmp_path):
 
 def test_stamp_covers_the_normlab_modules_a_notebook_imports_and_theirs():
     nb = make_notebook("from normlab import (\n    plots,\n    runtime,\n)",
-                       "from normlab.notebooks import glue", "import normlab.data")
-    # data and notebooks import runtime themselves; layers is never loaded
-    assert notebooks.normlab_modules(nb) == ["__init__", "data", "notebooks", "plots", "runtime"]
+                       "from normlab.page import glue", "import normlab.data")
+    # data imports runtime itself; layers is never loaded
+    assert notebooks.normlab_modules(nb) == ["__init__", "data", "page", "plots", "runtime"]
     assert notebooks.normlab_modules(make_notebook("x = 1")) == ["__init__"]
     assert "layers" in notebooks.normlab_modules(make_notebook("from normlab.layers import BatchNorm"))

@@ -1,0 +1,37 @@
+import nbformat
+import pytest
+
+from normlab import notebooks, page
+
+
+def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):
+    import myst_nb
+    import numpy as np
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update({name: value}))
+    page.glue("x", np.float32(0.5))
+    page.glue("n", np.int64(3))
+    assert seen == {"x": 0.5, "n": 3}
+    assert type(seen["x"]) is float and type(seen["n"]) is int
+
+
+def test_expect_error_prints_the_error_and_lets_the_notebook_go_on(tmp_path):
+    path = tmp_path / "deliberate.ipynb"
+    code = ("from normlab.page import expect_error\n"
+            "with expect_error(ValueError):\n    int('x')\nprint('next')")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    notebooks.execute(path, profile="smoke")
+    (output,) = nbformat.read(path, as_version=4).cells[0].outputs
+    assert output.text == "ValueError: invalid literal for int() with base 10: 'x'\nnext\n"
+
+
+def test_expect_error_fails_when_nothing_is_raised_or_another_error_is():
+    with pytest.raises(AssertionError, match="expected ValueError, but nothing was raised"):
+        with page.expect_error(ValueError):
+            pass
+    with pytest.raises(KeyError):
+        with page.expect_error(ValueError):
+            raise KeyError("not the expected kind")

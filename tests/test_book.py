@@ -99,7 +99,7 @@ def test_chapter_runs_on_cifar_shaped_images(path, tmp_path, monkeypatch):
     text = output_text(nb)
     assert "error" not in [o.output_type for c in nb.cells for o in c.get("outputs", [])]
     if "data.load(" in "".join(c.source for c in code_cells(nb)):
-        assert "dataset: CIFAR-10, 1,200 train / 400 test images of 32x32x3" in text
+        assert "dataset: CIFAR-10, 10 classes, 32x32x3 images: 1,200 train, 400 test" in text
 
 
 HYGIENE = {

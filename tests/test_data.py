@@ -49,7 +49,7 @@ def test_fashion_mnist_is_read_offline_from_idx_files(tiny_fashion_mnist, offlin
     np.testing.assert_array_equal(ds.x_train[..., 0], arrays["train-images-idx3-ubyte.gz"])
     np.testing.assert_array_equal(ds.y_test, arrays["t10k-labels-idx1-ubyte.gz"])
     assert ds.y_train.dtype == np.int64
-    assert "Debian package" in ds.describe() and "12 train / 5 test" in ds.describe()
+    assert "Debian package" in ds.describe() and "28x28x1 images: 12 train, 5 test" in ds.describe()
     assert max(len(line) for line in ds.describe().splitlines()) <= 78  # fits the page
 
 

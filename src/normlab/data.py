@@ -72,8 +72,8 @@ class Dataset:
     def describe(self) -> str:
         """A few short lines for the page: which data ran, how much of it, and from where."""
         h, w, c = self.x_train.shape[1:]
-        lines = [f"dataset: {self.title}, {len(self.x_train):,} train / {len(self.x_test):,} test "
-                 f"images of {h}x{w}x{c}, {len(self.class_names)} classes",
+        lines = [f"dataset: {self.title}, {len(self.class_names)} classes, {h}x{w}x{c} images: "
+                 f"{len(self.x_train):,} train, {len(self.x_test):,} test",
                  f"source: {self.source}"]
         if self.note:
             lines.append(f"note: {self.note}")

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROFILE ?= full
 NOTEBOOKS ?= $(sort $(wildcard book/[0-9]*.ipynb))
 
-.PHONY: book test execute format lab install clean
+.PHONY: book test execute readers format lab install clean
 
 book: $(VENV)/installed  ## build the website into _build/html; fails on stale or broken chapters
 	$(BIN)/python -m normlab.notebooks check $(NOTEBOOKS)
@@ -15,14 +15,17 @@ book: $(VENV)/installed  ## build the website into _build/html; fails on stale o
 test: $(VENV)/installed  ## run every test (conftest.py picks the smoke profile): units, nbval, book build
 	$(BIN)/python -m pytest
 
-execute: $(VENV)/installed  ## re-execute the chapters in place (PROFILE=full by default) and stamp them
+execute: $(VENV)/installed  ## re-execute the chapters in place (PROFILE=full by default), stamp them, write their readers
 	$(BIN)/python -m normlab.notebooks execute --profile $(PROFILE) $(NOTEBOOKS)
+
+readers: $(VENV)/installed  ## regenerate the reader notebooks (notebooks/book/) from the executed chapters
+	$(BIN)/python -m normlab.notebooks readers $(NOTEBOOKS)
 
 format: $(VENV)/installed  ## format the chapters' code to fit the website's code column
 	$(BIN)/ruff format --isolated --line-length 99 book
 
-lab: $(VENV)/installed  ## open the chapters in JupyterLab
-	$(BIN)/jupyter lab book/
+lab: $(VENV)/installed  ## open the reader notebooks (the chapters in plain Markdown) in JupyterLab
+	$(BIN)/jupyter lab notebooks/book/
 
 install: $(VENV)/installed
 

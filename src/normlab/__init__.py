@@ -1,9 +1,11 @@
 """normlab: the helper package shared by the chapters of *Normalization Layers in Keras*.
 
 Each module owns one concept and says which chapter explains it:
-``runtime`` (set-up, seeds, profiles), ``data`` (datasets and pipelines), ``layers`` (batch norm
-written out), ``models`` (LeNet-5), ``train`` (runs over seeds and their cache), ``plots`` (the
-book's figure style) and ``notebooks`` (executing and stamping the chapters).
+``runtime`` (set-up, versions, seeds, profiles), ``data`` (datasets and pipelines), ``layers``
+(batch norm written out), ``models`` (LeNet-5), ``train`` (runs over seeds and their cache),
+``plots`` (the book's figure style), ``page`` (glued values and deliberate errors on a page),
+``notebooks`` (executing, stamping and checking the chapters) and ``readers`` (the chapters in
+plain Markdown for Colab and JupyterLab).
 """
 
 __version__ = "0.1.0"

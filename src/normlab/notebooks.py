@@ -1,8 +1,4 @@
-"""Notebook bookkeeping: glue results into the prose, show errors, execute and stamp the chapters.
-
-:func:`glue` hands a computed value to the website's prose (myst-nb's ``{glue}`` role), so every
-number in the text comes from the run; where myst-nb is absent (Colab) it does nothing.
-:func:`expect_error` shows an error a chapter means to show without stopping "Run all".
+"""The maintainer's tool: execute and stamp the chapters, check them, write their reader notebooks.
 
 The website shows the outputs stored in each notebook. They are trustworthy only if they were
 produced by the code now in the repository: :func:`execute` runs a notebook top to bottom under a
@@ -11,56 +7,28 @@ profile) in the notebook's metadata; :func:`is_current` recomputes it. Usage::
 
     python -m normlab.notebooks execute book/*.ipynb            # the full profile
     python -m normlab.notebooks check book/*.ipynb              # what cannot be published
+
+The reader notebooks (:mod:`normlab.readers`), the chapters' plain-Markdown copies that Colab and
+JupyterLab open, are written by ``execute`` and by::
+
+    python -m normlab.notebooks readers book/*.ipynb            # notebooks/book/*.ipynb
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import re
 import sys
 import time
-import traceback
 from pathlib import Path
 
+from normlab import readers
 from normlab.runtime import PROFILE_VARIABLE, PROFILES
 
 METADATA_KEY = "normlab"
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def glue(name: str, value, display: bool = False) -> None:
-    """Make ``value`` available to the prose as ``{glue:text}`name```; numbers become Python types.
-
-    NumPy scalars are converted because the website formats glued numbers (``name:.3f``) by
-    parsing their stored text, which must read ``0.5``, not ``np.float32(0.5)``.
-    """
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        value = value.item()
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:  # e.g. on Colab: nothing renders glued values there
-        return
-    myst_glue(name, value, display=display)
-
-
-@contextlib.contextmanager
-def expect_error(error_type: type[BaseException] = Exception):
-    """Run a block that must fail, and print its error as Python would, without a traceback.
-
-    Explained in chapter 3. A cell that raises stops "Run all" on Colab and in JupyterLab, which
-    ignore the cell tags the website uses; inside ``with expect_error(ValueError):`` the cell
-    shows the error and the notebook goes on. A block that does not raise is a bug in the
-    chapter, so it fails loudly with an ``AssertionError``.
-    """
-    try:
-        yield
-    except error_type as error:
-        print("".join(traceback.format_exception_only(type(error), error)).rstrip())
-    else:
-        raise AssertionError(f"expected {error_type.__name__}, but nothing was raised")
 
 
 def _code_cells(nb) -> list[str]:
@@ -120,8 +88,8 @@ def is_current(nb) -> bool:
 
 def problems(nb) -> list[str]:
     """What keeps a notebook's stored outputs from being published: not made by :func:`execute`
-    with the full profile, stale, or showing an error (a deliberate one uses :func:`expect_error`,
-    which prints it instead of raising)."""
+    with the full profile, stale, or showing an error (a deliberate one goes through
+    :func:`normlab.page.expect_error`, which prints it instead of raising)."""
     info = recorded(nb)
     if info.get("profile") != "full":
         found = ["its outputs were not made by `python -m normlab.notebooks execute` (full profile)"]
@@ -180,30 +148,60 @@ def _merge_streams(outputs):
 
 
 def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"execute": _execute_command, "readers": _readers_command, "check": _check_command}
+    return commands[args.command](args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m normlab.notebooks", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("execute", help="execute notebooks in place and stamp them")
+    run = sub.add_parser("execute", help="execute notebooks in place, stamp them, write their readers")
     run.add_argument("--profile", default="full", choices=PROFILES)
     run.add_argument("notebooks", nargs="+", type=Path)
+    write = sub.add_parser("readers", help="write the reader notebooks (plain Markdown) of chapters")
+    write.add_argument("notebooks", nargs="+", type=Path)
     check = sub.add_parser("check", help="list notebooks whose stored outputs cannot be published")
     check.add_argument("notebooks", nargs="+", type=Path)
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.command == "execute":
-        for path in args.notebooks:
-            print(f"{path}: executing with the {args.profile} profile ...", flush=True)
-            print(f"{path}: done in {execute(path, args.profile):.0f} s", flush=True)
-        return 0
-    import nbformat
 
+def _execute_command(args) -> int:
     failed = False
     for path in args.notebooks:
-        for problem in problems(nbformat.read(path, as_version=4)):
-            print(f"{path}: {problem}")
-            failed = True
-    if failed:
-        print("Fix the code, then run: make execute NOTEBOOKS=<notebook>")
+        print(f"{path}: executing with the {args.profile} profile ...", flush=True)
+        print(f"{path}: done in {execute(path, args.profile):.0f} s", flush=True)
+        if readers.book_root(path) is not None:
+            failed = _readers_command(argparse.Namespace(notebooks=[path])) or failed
     return 1 if failed else 0
+
+
+def _readers_command(args) -> int:
+    failed = False
+    for path in args.notebooks:
+        try:
+            target = readers.write_reader(path)
+        except ValueError as error:
+            print(f"{path}: cannot write the reader notebook: {error}")
+            failed = True
+        else:
+            print(f"{path}: wrote {target.relative_to(readers.book_root(path))}")
+    return 1 if failed else 0
+
+
+def _check_command(args) -> int:
+    import nbformat
+
+    stale = unreadable = False
+    for path in args.notebooks:
+        found = problems(nbformat.read(path, as_version=4))
+        unreadable_here = readers.reader_problems(path)
+        for problem in found + unreadable_here:
+            print(f"{path}: {problem}")
+        stale, unreadable = stale or bool(found), unreadable or bool(unreadable_here)
+    if stale:
+        print("Fix the code, then run: make execute NOTEBOOKS=<notebook>")
+    return 1 if stale or unreadable else 0
 
 
 if __name__ == "__main__":

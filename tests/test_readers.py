@@ -6,8 +6,6 @@ the end check the book's own reader notebooks, and the numbers against a build o
 
 import html
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -397,17 +395,6 @@ def test_reader_notebook_reads_as_plain_markdown(page):
 
 # --- against the website ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def website(tmp_path_factory):
-    """The book built once, as the website is, without executing anything."""
-    out = tmp_path_factory.mktemp("website")
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", "--all", str(ROOT),
-               "--path-output", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out / "_build" / "html"
-
-
 def html_numbers(page_html):
     """Label → number text of every figure and equation a page defines, and of every reference."""
     found = dict(re.findall(r'id="([\w-]+)">\s*<img[^>]*>\s*<figcaption>\s*<p>'
@@ -420,7 +407,7 @@ def html_numbers(page_html):
 
 @pytest.mark.parametrize("page", CHAPTERS)
 def test_numbers_and_glued_text_match_the_website(website, page):
-    page_html = (website / f"{page}.html").read_text(encoding="utf-8")
+    page_html = (website.html / f"{page}.html").read_text(encoding="utf-8")
     defined, references = html_numbers(page_html)
     ours = {label: (readers.FIGURE_FORMAT % found.number if found.kind == "figure" else f"({found.number})")
             for label, found in BOOK.labels.items()}
@@ -438,7 +425,7 @@ def test_numbers_and_glued_text_match_the_website(website, page):
 
 @pytest.mark.parametrize("page", CHAPTERS)
 def test_citations_read_as_on_the_website(website, page):
-    page_html = (website / f"{page}.html").read_text(encoding="utf-8")
+    page_html = (website.html / f"{page}.html").read_text(encoding="utf-8")
     spans = re.findall(r'<span class="bibtex-citation"[^>]*>(.*?)</span>', page_html, re.DOTALL)
     shown = {html.unescape(re.sub(r"<[^>]+>", "", span)) for span in spans}
     reader = nbformat.read(ROOT / BOOK.readers_dir / f"{page}.ipynb", as_version=4)
@@ -453,7 +440,7 @@ def test_the_colab_button_opens_the_reader_notebook(website, page):
     import yaml
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    page_html = (website / f"{page}.html").read_text(encoding="utf-8")
+    page_html = (website.html / f"{page}.html").read_text(encoding="utf-8")
     repository = config["repository"]["url"].removeprefix("https://github.com/")
     colab = (f"{config['launch_buttons']['colab_url']}/github/{repository}/blob/"
              f"{config['repository']['branch']}/{BOOK.readers_dir}/{page}.ipynb")
@@ -464,4 +451,4 @@ def test_the_colab_button_opens_the_reader_notebook(website, page):
     assert f'href="{config["repository"]["url"]}"' in page_html
     assert f'href="{config["repository"]["url"]}/issues/new?' in page_html
     download = re.search(r'href="\.\./(_sources/[^"]+\.ipynb)"', page_html).group(1)
-    assert (website / download).exists()
+    assert (website.html / download).exists()

@@ -67,6 +67,14 @@ def test_code_fingerprint_ignores_docstrings_and_comments_but_not_code(tmp_path,
     assert fingerprint('"""Doc."""\ndef f(x):\n    """Why."""\n    return x + 2\n') != plain
 
 
+def test_the_key_does_not_reread_the_source_files(tiny, monkeypatch):
+    """Editing a file while a chapter trains must not change the keys of the runs still to come."""
+    key = train.cache_key(CONFIG, tiny)
+    monkeypatch.setattr(train, "_code_fingerprint", lambda *code: pytest.fail("read the sources again"))
+    monkeypatch.setattr(train.inspect, "getsource", lambda obj: pytest.fail("read the sources again"))
+    assert train.cache_key(CONFIG, tiny) == key
+
+
 def test_seeds_make_runs_repeatable_and_different(tiny, cache):
     a, b = train.repeat(CONFIG, tiny, seeds=[0, 1])
     for path in cache.glob("*.json"):

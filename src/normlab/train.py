@@ -97,7 +97,7 @@ def cache_key(config: RunConfig, dataset: data.Dataset) -> str:
         "config": dataclasses.asdict(config),
         "dataset": [dataset.key, dataset.x_train.shape, dataset.x_test.shape],
         "versions": [tf.__version__, keras.__version__, np.__version__],
-        "code": _code_fingerprint(*_RUN_CODE),
+        "code": _RUN_FINGERPRINT,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -161,6 +161,9 @@ def _train(config: RunConfig, dataset: data.Dataset) -> dict:
 
 
 # What a run executes, and so what the cache key covers: code elsewhere in normlab (how a dataset
-# is found, the plots) can change without retraining.
+# is found, the plots) can change without retraining. Hashed once, at import: ``inspect`` reads the
+# source files again on every call, so a file edited while a long chapter runs would otherwise
+# give the same code a different key half-way through.
 _RUN_CODE = (RunConfig, _TrainTimer, _train, set_seed, data.Dataset.subsample, data.pipeline,
              layers, models)
+_RUN_FINGERPRINT = _code_fingerprint(*_RUN_CODE)

@@ -160,7 +160,6 @@ def test_book_needs_the_website_address(mini):
 def test_glue_text_is_formatted_as_on_the_website(book, text, spec, expected):
     role = "{glue:text}`x`" if spec is None else f"{{glue:text}}`x:{spec}`"
     assert convert(book, f"value {role}.", outputs=[glue_output("x", text)]) == f"value {expected}."
-    assert readers.format_glued(text, spec or "") == format_plain_text(text, spec or "")  # myst-nb's
 
 
 def test_glue_of_a_missing_or_unformattable_value_is_an_error(book):

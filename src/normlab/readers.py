@@ -11,12 +11,13 @@ citation style and page addresses follow the website's; a test compares them wit
 
 from __future__ import annotations
 
-import ast
 import copy
 import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from myst_nb.core.variables import format_plain_text
 
 ADMONITIONS = {"note": "Note", "tip": "Tip", "hint": "Hint", "important": "Important",
                "attention": "Attention", "caution": "Caution", "warning": "Warning", "danger": "Danger",
@@ -211,24 +212,6 @@ def glued_values(nb) -> dict[str, dict]:
     return values
 
 
-def format_glued(text: str, spec: str) -> str:
-    """Format a glued value's ``text/plain`` as myst-nb's ``{glue:text}`name:spec``` does: read it
-    back as a Python literal, convert it to what the last letter of the spec asks for, format it."""
-    try:
-        value = ast.literal_eval(text)
-    except (SyntaxError, ValueError):
-        value = text
-    if spec == "":
-        return str(value)
-    if spec[-1] == "s":
-        value = str(value)
-    elif spec[-1] in "bcdoxX":
-        value = int(value)
-    elif spec[-1] in "eEfFgGn%":
-        value = float(value)
-    return format(value, spec)
-
-
 def markdown_text(text: str) -> str:
     """``text`` escaped so that Markdown shows it as it is (a glued ``batch_fused`` stays roman)."""
     return _ESCAPE.sub(r"\\\1", text)
@@ -269,7 +252,7 @@ def _glue_text(content: str, page: _Page) -> str:
     key, _, spec = content.rpartition(":") if ":" in content else (content, "", "s")
     text = page.glued_text(key)
     try:
-        return markdown_text(format_glued(text, spec))
+        return markdown_text(format_plain_text(text, spec))  # myst-nb's own {glue:text} formatting
     except (TypeError, ValueError) as error:
         raise ValueError(f"{page.name}: cannot format the glued {key!r} with {spec!r}: {error}") from error
 

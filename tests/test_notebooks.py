@@ -82,10 +82,12 @@ def test_execute_merges_consecutive_prints(tmp_path):
     assert [(o.name, o.text) for o in outputs] == [("stdout", "a\nb\n"), ("stderr", "c\n")]
 
 
-def test_stamp_covers_the_normlab_modules_a_notebook_imports_and_theirs():
+def test_stamp_covers_the_normlab_code_a_notebook_reaches():
     nb = make_notebook("from normlab import (\n    plots,\n    runtime,\n)",
-                       "from normlab.page import glue", "import normlab.data")
-    # data imports runtime itself; layers is never loaded
-    assert notebooks.normlab_modules(nb) == ["__init__", "data", "page", "plots", "runtime"]
-    assert notebooks.normlab_modules(make_notebook("x = 1")) == ["__init__"]
-    assert "layers" in notebooks.normlab_modules(make_notebook("from normlab.layers import BatchNorm"))
+                       "from normlab.page import glue", "plots.use_style()\nruntime.setup(0)\nglue(\"a\", 1)")
+    assert notebooks.uses(nb) == ["page.glue", "plots", "plots.use_style", "runtime",
+                                  "runtime.setup"]
+    assert notebooks.uses(make_notebook("x = 1")) == []
+    before = notebooks.stamp(nb, "full")
+    assert notebooks.stamp(nb, "smoke") != before
+    assert notebooks.stamp(make_notebook("x = 2"), "full") != notebooks.stamp(make_notebook("x = 1"), "full")

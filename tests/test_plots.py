@@ -16,13 +16,6 @@ def test_style_gives_white_backgrounds():
     plt.close(fig)
 
 
-def test_mean_std_uses_the_sample_std_over_seeds():
-    mean, std = plots.mean_std([[1.0, 2.0], [3.0, 2.0]])
-    np.testing.assert_allclose(mean, [2.0, 2.0])
-    np.testing.assert_allclose(std, [np.sqrt(2.0), 0.0])
-    assert plots.mean_std([[1.0, 2.0]])[1].tolist() == [0.0, 0.0]
-
-
 def test_band_checks_shapes_and_draws():
     fig, ax = plt.subplots()
     line = plots.band(ax, [0, 1, 2], [[1, 2, 3], [2, 3, 4]], label="a")

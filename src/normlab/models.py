@@ -13,7 +13,9 @@ from normlab.runtime import import_tensorflow
 
 tf, keras = import_tensorflow()
 
+BUILDERS = ("lenet5",)  # the models normlab.train can train, by name
 NORMS = ("none", "batch", "batch_fused", "layer", "group")
+OUTPUTS = ("logits", "sigmoid")
 PLACEMENTS = ("before", "after")
 DROPOUT_AT = ("hidden", "head")
 GROUPS = 2  # divides every LeNet-5 width: 6, 16, 120 and 84
@@ -40,19 +42,21 @@ def norm_layer(kind: str, rank: int, name: str):
 
 
 def lenet5(input_shape, num_classes: int = 10, *, norm: str = "none", placement: str = "before",
-           dropout: float = 0.0, dropout_at: str = "hidden", input_normalization=None,
-           name: str = "lenet5"):
+           dropout: float = 0.0, dropout_at: str = "hidden", output: str = "logits",
+           input_normalization=None, name: str = "lenet5"):
     """LeNet-5 as in the source article: conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> 120 -> 84 -> 10.
 
     Args:
         input_shape: ``(height, width, channels)`` of one image.
-        num_classes: size of the output; the model returns logits (train with
-            ``from_logits=True``).
+        num_classes: size of the output.
         norm: normalization after every conv and hidden dense layer, one of :data:`NORMS`.
         placement: ``"before"`` the ReLU (the article's order) or ``"after"`` it.
         dropout: dropout rate; 0 means no dropout layers.
         dropout_at: ``"hidden"`` after each hidden dense block (the next block's normalization
             then sees dropped units) or ``"head"`` only before the output layer.
+        output: ``"logits"`` (train with ``from_logits=True``) or ``"sigmoid"``, the article's
+            baseline: ten independent sigmoids, which Keras's cross-entropy renormalizes to sum
+            to one (chapter 5 measures what that costs).
         input_normalization: a layer applied to the raw pixels first, e.g. an adapted
             ``keras.layers.Normalization``; None feeds the pixels as they are (0 to 255).
     """
@@ -62,8 +66,8 @@ def lenet5(input_shape, num_classes: int = 10, *, norm: str = "none", placement:
         raise ValueError(f"dropout_at must be one of {', '.join(DROPOUT_AT)}, got {dropout_at!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if norm not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
 
     stack = [keras.Input(shape=tuple(input_shape))]
     if input_normalization is not None:
@@ -85,5 +89,11 @@ def lenet5(input_shape, num_classes: int = 10, *, norm: str = "none", placement:
         block(keras.layers.Dense(units, name=f"fc{index - 2}"), index, rank=2)
         if dropout and (dropout_at == "hidden" or index == 4):
             stack.append(keras.layers.Dropout(dropout, name=f"dropout{index - 2}"))
-    stack.append(keras.layers.Dense(num_classes, name="logits"))
+    activation = None if output == "logits" else "sigmoid"
+    stack.append(keras.layers.Dense(num_classes, activation=activation, name=output))
     return keras.Sequential(stack, name=name)
+
+
+def returns_logits(model) -> bool:
+    """True when the model's last layer has no activation, so its loss needs ``from_logits=True``."""
+    return model.layers[-1].activation is keras.activations.linear

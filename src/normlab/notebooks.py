@@ -2,8 +2,8 @@
 
 The website shows the outputs stored in each notebook. They are trustworthy only if they were
 produced by the code now in the repository: :func:`execute` runs a notebook top to bottom under a
-profile and records a stamp (a hash of its code cells, the ``normlab`` modules they import and the
-profile) in the notebook's metadata; :func:`is_current` recomputes it. Usage::
+profile and records a stamp (a hash of its code cells, the ``normlab`` code they reach and the profile:
+:func:`stamp`) in the notebook's metadata; :func:`is_current` recomputes it. Usage::
 
     python -m normlab.notebooks execute book/*.ipynb            # the full profile
     python -m normlab.notebooks check book/*.ipynb              # what cannot be published
@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
-from normlab import readers
+from normlab import fingerprint, readers
 from normlab.runtime import PROFILE_VARIABLE, PROFILES
 
 METADATA_KEY = "normlab"
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def _code_cells(nb) -> list[str]:
@@ -36,42 +34,18 @@ def _code_cells(nb) -> list[str]:
             for c in nb.cells if c.cell_type == "code"]
 
 
-_IMPORT = re.compile(r"^\s*(?:from\s+normlab(?:\.(\w+))?\s+import\s+(\([\w\s,]+\)|[\w \t,]+)"
-                     r"|import\s+normlab\.(\w+))", re.MULTILINE)
-
-
-def _imported_modules(code: str) -> set[str]:
-    found = set()
-    for module, names, plain in _IMPORT.findall(code):
-        if module or plain:
-            found.add(module or plain)
-        else:  # from normlab import a, b
-            found.update(n for n in re.findall(r"\w+", names) if (PACKAGE_DIR / f"{n}.py").exists())
-    return found
-
-
-def normlab_modules(nb) -> list[str]:
-    """The ``normlab`` modules a notebook runs: those its code imports, and theirs in turn.
-
-    Only these enter the stamp, so changing a module a chapter never loads leaves it current.
-    """
-    todo, seen = _imported_modules("\n".join(_code_cells(nb))), {"__init__"}
-    while todo:
-        module = todo.pop()
-        if module not in seen and (PACKAGE_DIR / f"{module}.py").exists():
-            seen.add(module)
-            todo |= _imported_modules((PACKAGE_DIR / f"{module}.py").read_text())
-    return sorted(seen)
+def uses(nb) -> list[str]:
+    """The ``normlab`` definitions a notebook's code names ("plots.band", "page.glue", ...)."""
+    return fingerprint.chapter_roots("\n".join(_code_cells(nb)))
 
 
 def stamp(nb, profile: str) -> str:
-    """Hash of what determines the outputs: profile, code cells, the ``normlab`` modules they run."""
+    """Hash of what determines the outputs: the profile, the code cells and the normlab code they
+    can reach (:func:`normlab.fingerprint.code`: docstrings aside, per definition)."""
     digest = hashlib.sha256(profile.encode())
     for source in _code_cells(nb):
         digest.update(b"\0cell\0" + source.encode())
-    for module in normlab_modules(nb):
-        source = (PACKAGE_DIR / f"{module}.py").read_bytes().replace(b"\r\n", b"\n")
-        digest.update(b"\0file\0" + module.encode() + b"\0" + source)
+    digest.update(b"\0normlab\0" + fingerprint.code(*uses(nb)).encode())
     return digest.hexdigest()
 
 
@@ -128,7 +102,7 @@ def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> flo
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
-    nb.metadata[METADATA_KEY] = {"profile": profile, "modules": normlab_modules(nb),
+    nb.metadata[METADATA_KEY] = {"profile": profile, "uses": uses(nb),
                                  "stamp": stamp(nb, profile)}
     nbformat.write(nb, path)
     return seconds

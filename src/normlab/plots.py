@@ -9,6 +9,8 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 
+from normlab.stats import mean_std
+
 STYLE = {
     "figure.facecolor": "white",
     "axes.facecolor": "white",
@@ -27,15 +29,6 @@ STYLE = {
 def use_style() -> None:
     """Apply the book's style to every later figure (called once in each setup cell)."""
     matplotlib.rcParams.update(STYLE)
-
-
-def mean_std(runs) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample standard deviation over the first axis (one row per seed)."""
-    runs = np.asarray(runs, dtype=float)
-    if runs.ndim == 0 or len(runs) < 1:
-        raise ValueError("need at least one run")
-    std = runs.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(runs[0])
-    return runs.mean(axis=0), std
 
 
 def band(ax, x, runs, label=None, color=None):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import re
 import sys
 from dataclasses import dataclass
@@ -138,6 +139,16 @@ def device_summary() -> str:
     gpus = tf.config.list_physical_devices("GPU")
     device = f"{len(gpus)} GPU(s)" if gpus else f"CPU only ({os.cpu_count()} cores)"
     return f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {device}"
+
+
+def machine_summary() -> str:
+    """The processor and core count, so that a timing can say which machine it was measured on."""
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as cpuinfo:
+            name = next((line.split(":", 1)[1].strip() for line in cpuinfo
+                         if line.startswith("model name")), name)
+    return f"{name}, {os.cpu_count()} cores"
 
 
 def setup(seed: int = 0, **minimum_versions: str) -> Profile:

@@ -1,59 +1,123 @@
-"""Training runs over seeds, kept as plain records in an on-disk cache.
+"""Training runs over seeds, kept as typed records in an on-disk cache.
 
 Explained in chapter 5 ("LeNet-5 experiments"). A :class:`RunConfig` says everything that
-defines a run; :func:`run` trains it once, or reads the record a previous run left in the cache.
-The cache key covers the config, the dataset, the library versions and the code of the normlab
-modules a run uses (docstrings and comments aside), so re-executing a chapter with unchanged code
+defines a run: which builder of :mod:`normlab.models` makes the model and with which arguments,
+the optimizer, the data subset, the seed, and the probes measured after every epoch.
+:func:`run` trains it once, or reads the :class:`Record` a previous run left in the cache.
+The cache key covers the config, the contents of the data, the library versions and the normlab
+code the run can reach (:mod:`normlab.fingerprint`), so re-executing a chapter with unchanged code
 does not retrain, and a changed model does. The cache lives in ``~/.cache/normlab/runs``, or in
 ``$NORMLAB_CACHE``; delete it to retrain everything.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import inspect
 import json
 import os
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 
-from normlab import data, layers, models
-from normlab.runtime import device_summary, import_tensorflow, set_seed
+from normlab import data, fingerprint, models
+from normlab.layers import precise_batch_norm
+from normlab.runtime import device_summary, import_tensorflow, machine_summary, set_seed
 
 tf, keras = import_tensorflow()
 
 CACHE_VARIABLE = "NORMLAB_CACHE"
+OPTIMIZERS = ("adam", "sgd")
+SGD_MOMENTUM = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """One training run of :func:`normlab.models.lenet5` with Adam, as in the source article.
+    """One training run: a model from :mod:`normlab.models`, trained as the source article does.
 
+    ``options`` are the builder's keyword arguments (``norm="batch"``, ...). With
+    ``normalize_inputs`` a ``keras.layers.Normalization`` adapted on the training images is the
+    model's first layer. ``optimizer`` is ``"adam"`` or ``"sgd"`` (with momentum 0.9).
     ``n_train``/``n_test`` take a fixed random subset of the dataset (None keeps a split whole);
     the test split is the validation data, as in the article. ``seed`` sets the initial weights,
-    the dropout masks and the order of the batches.
+    the dropout masks and the order of the batches. ``probes`` name functions of :data:`PROBES`
+    measured after every epoch.
     """
 
-    norm: str = "none"
-    placement: str = "before"
-    dropout: float = 0.0
-    dropout_at: str = "hidden"
+    model: str = "lenet5"
+    options: dict = dataclasses.field(default_factory=dict)
     normalize_inputs: bool = False
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
     epochs: int = 10
     batch_size: int = 256
-    learning_rate: float = 1e-3
     n_train: int | None = None
     n_test: int | None = None
     seed: int = 0
+    probes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        builder = getattr(models, self.model, None)
+        if self.model not in models.BUILDERS or builder is None:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(models.BUILDERS)}")
+        accepted = set(inspect.signature(builder).parameters) - {"input_shape", "num_classes",
+                                                                 "input_normalization"}
+        unknown = set(self.options) - accepted
+        if unknown:
+            raise ValueError(f"{self.model} takes no argument {', '.join(sorted(unknown))}; "
+                             f"it takes {', '.join(sorted(accepted))}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        unknown = set(self.probes) - set(PROBES)
+        if unknown:
+            raise ValueError(f"unknown probe(s) {', '.join(sorted(unknown))}; "
+                             f"choose from {', '.join(PROBES)}")
+        object.__setattr__(self, "probes", tuple(self.probes))
 
     def but(self, **changes) -> RunConfig:
-        """A copy with some fields changed: ``base.but(norm="batch")``."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields or model options changed: ``base.but(norm="batch", epochs=3)``."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        options = {**self.options, **{k: v for k, v in changes.items() if k not in fields}}
+        return dataclasses.replace(self, options=options,
+                                   **{k: v for k, v in changes.items() if k in fields})
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "probes": list(self.probes)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """What one run left behind: per-epoch ``history`` (loss, acc, val_loss, val_acc), per-epoch
+    ``probes``, and ``train_seconds``, the wall time of each epoch's training steps (validation
+    and probes excluded) on ``machine``."""
+
+    config: RunConfig
+    dataset: str
+    device: str
+    machine: str
+    history: dict[str, list[float]]
+    probes: dict[str, list[float]]
+    train_seconds: list[float]
+
+    def metric(self, name: str) -> np.ndarray:
+        """One metric per epoch: a history entry, a probe or ``"train_seconds"``."""
+        if name == "train_seconds":
+            return np.asarray(self.train_seconds)
+        if name in self.history:
+            return np.asarray(self.history[name])
+        if name in self.probes:
+            return np.asarray(self.probes[name])
+        raise KeyError(f"no metric {name!r}; this run has {', '.join([*self.history, *self.probes])} "
+                       "and train_seconds")
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Record:
+        return cls(**{**values, "config": RunConfig(**values["config"])})
 
 
 def cache_dir() -> Path:
@@ -61,68 +125,120 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "normlab" / "runs")
 
 
-def run(config: RunConfig, dataset: data.Dataset) -> dict:
-    """Train ``config`` on ``dataset``, or return its cached record.
-
-    The record holds the config, the dataset's title, the device, the per-epoch ``history``
-    (loss, acc, val_loss, val_acc) and ``train_seconds``: the wall time of each epoch's training
-    part, validation excluded.
-    """
-    path = cache_dir() / f"{cache_key(config, dataset)}.json"
+def run(config: RunConfig, dataset: data.Dataset) -> Record:
+    """Train ``config`` on ``dataset``, or return its cached :class:`Record`."""
+    subset = dataset.subsample(config.n_train, config.n_test, seed=0)
+    path = cache_dir() / f"{cache_key(config, subset)}.json"
     if path.is_file():
-        return json.loads(path.read_text())
-    record = _train(config, dataset)
+        return Record.from_dict(json.loads(path.read_text()))
+    record = _train(config, subset)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(record))
+    partial.write_text(json.dumps(record.to_dict()))
     partial.replace(path)  # atomic: a reader never sees half a record
     return record
 
 
-def repeat(config: RunConfig, dataset: data.Dataset, seeds) -> list[dict]:
+def repeat(config: RunConfig, dataset: data.Dataset, seeds) -> list[Record]:
     """:func:`run` once per seed."""
     return [run(config.but(seed=seed), dataset) for seed in seeds]
 
 
 def metric(records, name: str) -> np.ndarray:
-    """One metric's per-epoch values as an array with a row per record, e.g. ``"val_acc"``."""
-    if name == "train_seconds":
-        return np.array([r["train_seconds"] for r in records])
-    return np.array([r["history"][name] for r in records])
+    """One metric's per-epoch values with a row per record, e.g. ``metric(runs, "val_acc")``."""
+    return np.array([record.metric(name) for record in records])
 
 
-def cache_key(config: RunConfig, dataset: data.Dataset) -> str:
-    """A hash of everything a run's result depends on."""
+def cache_key(config: RunConfig, subset: data.Dataset) -> str:
+    """A hash of everything a run's result depends on, for the data it trains on."""
     identity = {
-        "config": dataclasses.asdict(config),
-        "dataset": [dataset.key, dataset.x_train.shape, dataset.x_test.shape],
+        "config": config.to_dict(),
+        "data": [subset.key, fingerprint.arrays(subset.x_train, subset.y_train,
+                                                subset.x_test, subset.y_test)],
         "versions": [tf.__version__, keras.__version__, np.__version__],
-        "code": _RUN_FINGERPRINT,
+        "code": fingerprint.code("train._train", f"models.{config.model}"),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _code_fingerprint(*code) -> str:
-    """Hash the syntax trees of the code a run executes (modules, classes, functions), without
-    docstrings: rewording the docs, or changing how a dataset is found, keeps the cache."""
-    digest = hashlib.sha256()
-    for obj in code:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
-        for node in ast.walk(tree):
-            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
-                    and ast.get_docstring(node) is not None):
-                node.body = node.body[1:] or [ast.Pass()]
-        digest.update(ast.dump(tree).encode())
-    return digest.hexdigest()
+def _snapshot(model):
+    """The model's non-trainable state (moving statistics, dropout seeds), to put back later."""
+    return [v.numpy() for v in model.non_trainable_variables]
 
 
-class _TrainTimer(keras.callbacks.Callback):
-    """Wall time of each epoch's training steps, stopped when validation starts."""
+def _restore(model, state) -> None:
+    for variable, value in zip(model.non_trainable_variables, state, strict=True):
+        variable.assign(value)
 
-    def __init__(self):
+
+def _accuracy(model, batches, training: bool) -> float:
+    correct = total = 0
+    for x, y in batches:
+        predicted = np.argmax(model(x, training=training), axis=-1)
+        correct += int(np.sum(predicted == np.asarray(y).ravel()))
+        total += len(predicted)
+    return correct / total
+
+
+def precise_bn_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
+    """Validation accuracy with PreciseBN statistics: batch-norm moving averages recomputed from
+    50 training batches of 256 with the final weights (chapter 4), the model then put back."""
+    state = _snapshot(model)
+    try:
+        precise_batch_norm(model, data.pipeline(subset.x_train, subset.y_train, 256, shuffle_seed=0), 50)
+        return _accuracy(model, data.pipeline(subset.x_test, subset.y_test, 1024), training=False)
+    finally:
+        _restore(model, state)
+
+
+def batch_stats_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
+    """Validation accuracy with each test batch (of the training batch size) normalized by its own
+    statistics, as in training: no moving average is involved. Dropout is off."""
+    state = _snapshot(model)
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    rates = [layer.rate for layer in dropouts]
+    try:
+        for layer in dropouts:
+            layer.rate = 0.0
+        return _accuracy(model, data.pipeline(subset.x_test, subset.y_test, config.batch_size),
+                         training=True)
+    finally:
+        for layer, rate in zip(dropouts, rates, strict=True):
+            layer.rate = rate
+        _restore(model, state)
+
+
+def variance_shift(model, subset: data.Dataset, config: RunConfig) -> float:
+    """How much the variance that the last batch-norm layer sees drops from training (dropout on)
+    to inference (dropout off): the mean over its features of var(train) / var(inference), on
+    1,024 test images (Li et al., 2019). 1 means no shift."""
+    names = [layer.name for layer in model.layers]
+    if "norm4" not in names:
+        raise ValueError("variance_shift needs a LeNet-5 with normalization (a layer named norm4)")
+    probe = keras.Model(model.inputs[0], model.layers[names.index("norm4") - 1].output)
+    state = _snapshot(model)
+    try:
+        x = subset.x_test[:1024].astype("float32")
+        train_var = np.var(np.asarray(probe(x, training=True)), axis=0)
+        test_var = np.var(np.asarray(probe(x, training=False)), axis=0)
+        return float(np.mean(train_var / np.maximum(test_var, 1e-12)))
+    finally:
+        _restore(model, state)
+
+
+PROBES = {"precise_bn_val_acc": precise_bn_val_acc, "batch_stats_val_acc": batch_stats_val_acc,
+          "variance_shift": variance_shift}
+
+
+class _Epochs(keras.callbacks.Callback):
+    """Times each epoch's training steps (stopped when validation starts) and runs the probes
+    after each epoch's validation."""
+
+    def __init__(self, probes, subset, config):
         super().__init__()
-        self.seconds = []
-        self._start = None
+        self.seconds, self._start = [], None
+        self.probes, self.subset, self.config = probes, subset, config
+        self.values = {name: [] for name in probes}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -132,38 +248,34 @@ class _TrainTimer(keras.callbacks.Callback):
             self.seconds.append(time.perf_counter() - self._start)
             self._start = None
 
+    def on_epoch_end(self, epoch, logs=None):
+        for name in self.probes:
+            self.values[name].append(float(PROBES[name](self.model, self.subset, self.config)))
 
-def _train(config: RunConfig, dataset: data.Dataset) -> dict:
-    subset = dataset.subsample(config.n_train, config.n_test, seed=0)
+
+def _optimizer(config: RunConfig):
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(config.learning_rate, momentum=SGD_MOMENTUM)
+    return keras.optimizers.Adam(config.learning_rate)
+
+
+def _train(config: RunConfig, subset: data.Dataset) -> Record:
     set_seed(config.seed)
     normalizer = None
     if config.normalize_inputs:
         normalizer = keras.layers.Normalization(name="input_normalization")
         normalizer.adapt(data.pipeline(subset.x_train, subset.y_train, 1024).map(lambda x, y: x))
-    model = models.lenet5(
-        subset.x_train.shape[1:], len(subset.class_names), norm=config.norm,
-        placement=config.placement, dropout=config.dropout, dropout_at=config.dropout_at,
-        input_normalization=normalizer)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
-    timer = _TrainTimer()
+    model = getattr(models, config.model)(
+        subset.x_train.shape[1:], len(subset.class_names), input_normalization=normalizer,
+        **config.options)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=models.returns_logits(model))
+    model.compile(optimizer=_optimizer(config), loss=loss, metrics=["acc"])
+    epochs = _Epochs(config.probes, subset, config)
     history = model.fit(
         data.pipeline(subset.x_train, subset.y_train, config.batch_size, shuffle_seed=config.seed),
         validation_data=data.pipeline(subset.x_test, subset.y_test, 1024),
-        epochs=config.epochs, shuffle=False, verbose=0, callbacks=[timer])
-    return {
-        "config": dataclasses.asdict(config),
-        "dataset": subset.title,
-        "device": device_summary(),
-        "history": {name: [float(v) for v in values] for name, values in history.history.items()},
-        "train_seconds": timer.seconds,
-    }
-
-
-# What a run executes, and so what the cache key covers: code elsewhere in normlab (how a dataset
-# is found, the plots) can change without retraining. Hashed once, at import: ``inspect`` reads the
-# source files again on every call, so a file edited while a long chapter runs would otherwise
-# give the same code a different key half-way through.
-_RUN_CODE = (RunConfig, _TrainTimer, _train, set_seed, data.Dataset.subsample, data.pipeline,
-             layers, models)
-_RUN_FINGERPRINT = _code_fingerprint(*_RUN_CODE)
+        epochs=config.epochs, shuffle=False, verbose=0, callbacks=[epochs])
+    return Record(
+        config=config, dataset=subset.title, device=device_summary(), machine=machine_summary(),
+        history={name: [float(v) for v in values] for name, values in history.history.items()},
+        probes=epochs.values, train_seconds=epochs.seconds)

@@ -1,0 +1,87 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from normlab import stats
+
+A = [0.90, 0.91, 0.93]  # hand-computed: mean 0.91333..., sample std 0.0152753
+B = [0.85, 0.86, 0.85, 0.87, 0.84]
+
+
+def test_mean_std_uses_the_sample_std_over_seeds():
+    mean, std = stats.mean_std([[1.0, 2.0], [3.0, 2.0]])
+    np.testing.assert_allclose(mean, [2.0, 2.0])
+    np.testing.assert_allclose(std, [np.sqrt(2.0), 0.0])
+    assert stats.mean_std([[1.0, 2.0]])[1].tolist() == [0.0, 0.0]
+
+
+def test_estimate_is_the_student_t_interval_of_the_mean():
+    e = stats.estimate(A)
+    assert e.n == 3
+    assert e.mean == pytest.approx(0.9133333333)
+    assert e.std == pytest.approx(0.0152752523)
+    half = 4.302652729911275 * 0.0152752523 / math.sqrt(3)  # t(0.975, 2), from tables
+    assert (e.low, e.high) == pytest.approx((e.mean - half, e.mean + half))
+    assert e.text() == "0.913 ± 0.015"
+    assert e.ci_text(scale=100, digits=1) == "91.3 (95 % CI 87.5 to 95.1, 3 seeds)"
+
+
+def test_welch_difference_matches_scipy():
+    d = stats.difference(A, B)
+    result = scipy_stats.ttest_ind(A, B, equal_var=False).confidence_interval(0.95)
+    assert d.value == pytest.approx(np.mean(A) - np.mean(B))
+    assert (d.low, d.high) == pytest.approx((result.low, result.high))
+    assert not d.paired and (d.n_a, d.n_b) == (3, 5)
+
+
+def test_paired_difference_is_the_interval_of_the_per_seed_differences():
+    a, b = [0.90, 0.92, 0.95], [0.89, 0.905, 0.94]
+    d = stats.difference(a, b, paired=True)
+    result = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert (d.low, d.high) == pytest.approx((result.low, result.high))
+    # the same numbers unpaired: the seed-to-seed spread hides the difference
+    assert d.resolved and not stats.difference(a, b).resolved
+
+
+def test_compare_prints_a_resolved_difference_as_a_verdict_in_bold():
+    c = stats.compare(A, B)
+    assert c.resolved
+    assert c.sentence.startswith("higher by 5.9 points (95 % CI ")
+    assert c.sentence.endswith(", 3 and 5 seeds)")
+    assert c.markdown().startswith("**higher by 5.9 points** (")
+    lower = stats.compare(B, A)
+    assert lower.sentence.startswith("lower by 5.9 points")
+    assert lower.difference.sign == -1
+
+
+def test_compare_says_so_when_the_interval_contains_zero():
+    c = stats.compare([0.90, 0.86, 0.92], [0.89, 0.91, 0.87])
+    assert not c.resolved and c.difference.sign == 0
+    assert c.sentence == (
+        "no reliable difference at 3 seeds (0.3 points, 95 % CI \N{MINUS SIGN}5.9 to 6.6)")  # Welch, df 3.45
+    assert c.markdown() == c.sentence  # nothing in bold
+
+
+def test_compare_takes_units_and_direction_words():
+    c = stats.compare([5.0, 5.2, 5.1], [8.0, 8.1, 7.9], scale=1, unit="s", lower="faster")
+    assert c.sentence.startswith("faster by 2.9 s (95 % CI \N{MINUS SIGN}3.")
+    assert c.sentence.endswith("3 seeds each)")
+    assert stats.compare([1, 2, 3], [0, 1, 2.5], paired=True).sentence.endswith("3 seeds, paired)")
+
+
+def test_identical_runs_have_no_spread_but_a_difference():
+    c = stats.compare([0.5, 0.5], [0.4, 0.4])
+    assert c.resolved and c.difference.low == c.difference.high == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("values", [[0.5], [], [0.5, float("nan")]])
+def test_bad_input_is_refused(values):
+    with pytest.raises(ValueError, match="run"):
+        stats.estimate(values)
+
+
+def test_paired_runs_need_equal_counts():
+    with pytest.raises(ValueError, match="as many"):
+        stats.difference([1, 2, 3], [1, 2], paired=True)

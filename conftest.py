@@ -1,5 +1,6 @@
 """Test-suite set-up: notebooks run under the small ``smoke`` profile unless told otherwise, and
-the website is built once for all the tests that read its pages.
+the website is built once for all the tests that read its pages; cached training runs go to a
+temporary folder.
 
 nbval's kernels inherit this environment, so every chapter re-executes quickly in CI while its
 stored outputs (from the ``full`` profile) stay what the website shows.
@@ -8,12 +9,15 @@ stored outputs (from the ``full`` profile) stay what the website shows.
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 os.environ.setdefault("NORMLAB_PROFILE", "smoke")
+# Training runs that the tests make go to a folder of their own, never into the reader's cache.
+os.environ["NORMLAB_CACHE"] = tempfile.mkdtemp(prefix="normlab-test-runs-")
 ROOT = Path(__file__).resolve().parent
 
 

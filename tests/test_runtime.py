@@ -90,3 +90,23 @@ def test_the_book_wide_minimum_applies_to_every_chapter():
 
 def test_the_installed_versions_meet_the_book_minimum():
     runtime.require()
+
+
+def test_setup_returns_tensorflow_keras_and_the_profile_with_tf32_off():
+    import matplotlib
+
+    tf, keras, profile = runtime.setup(0)
+    assert profile.name == "smoke" and keras.__version__ and tf.__version__
+    assert tf.config.experimental.tensor_float_32_execution_enabled() is False
+    assert matplotlib.rcParams["figure.facecolor"] == "white"
+    runtime.setup(0, tf32=True)
+    assert tf.config.experimental.tensor_float_32_execution_enabled() is True
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def test_profile_tables_pick_one_column():
+    table = runtime.Profile("smoke").table(epochs=(10, 2), seeds=([0, 1, 2], [0]))
+    assert (table.epochs, table.seeds) == (2, [0])
+    assert runtime.Profile("full").table(epochs=(10, 2)).epochs == 10
+    with pytest.raises(ValueError, match="pair"):
+        runtime.Profile("full").table(epochs=10)

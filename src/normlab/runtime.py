@@ -12,6 +12,7 @@ import platform
 import re
 import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 PROFILE_VARIABLE = "NORMLAB_PROFILE"
 PROFILES = ("full", "smoke")
@@ -28,6 +29,16 @@ class Profile:
     def pick(self, *, full, smoke):
         """Return the value meant for this profile, e.g. ``epochs = P.pick(full=10, smoke=1)``."""
         return full if self.name == "full" else smoke
+
+    def table(self, **rows) -> SimpleNamespace:
+        """Each row's value for this profile, from ``name=(full, smoke)`` pairs: one table per
+        chapter says what every experiment trains under both profiles, e.g.
+        ``S = P.table(seeds=([0, 1, 2, 3, 4], [0, 1]), epochs=(10, 2))``, then ``S.epochs``."""
+        for name, row in rows.items():
+            if not (isinstance(row, tuple) and len(row) == 2):
+                raise ValueError(f"row {name!r} must be a (full, smoke) pair, got {row!r}")
+        return SimpleNamespace(**{name: self.pick(full=full, smoke=smoke)
+                                  for name, (full, smoke) in rows.items()})
 
     @property
     def is_smoke(self) -> bool:
@@ -151,14 +162,25 @@ def machine_summary() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
-def setup(seed: int = 0, **minimum_versions: str) -> Profile:
-    """The chapter setup: quiet import, version check (:func:`require`), seeding, and a printed
-    line on profile and device. ``setup(0, keras="3.14")`` for a chapter that needs Keras 3.14."""
+def setup(seed: int = 0, *, tf32: bool = False, **minimum_versions: str):
+    """The whole setup of a chapter in one call; returns ``(tf, keras, profile)``.
+
+    Imports TensorFlow quietly, checks versions (:func:`require`; ``setup(0, keras="3.14")`` for
+    a chapter that needs Keras 3.14), seeds everything, applies the book's figure style and prints
+    one line on profile and device. TensorFloat-32, which recent NVIDIA GPUs use by default for
+    ``float32`` matrix products and convolutions (10 bits of mantissa), is switched off so that
+    ``float32`` comparisons stay tight; a chapter that only trains passes ``tf32=True`` for speed.
+    Explained in chapter 2 ("TensorFloat-32"). On a CPU it changes nothing.
+    """
+    from normlab import plots
+
     active = profile()
-    tf, _ = import_tensorflow()
+    tf, keras = import_tensorflow()
     require(**minimum_versions)
+    tf.config.experimental.enable_tensor_float_32_execution(tf32)
     set_seed(seed)
+    plots.use_style()
     print(f"profile: {active.name} | {device_summary()}")
     if on_colab() and not tf.config.list_physical_devices("GPU"):
         print("No GPU in this Colab runtime: choose Runtime > Change runtime type > GPU, then rerun.")
-    return active
+    return tf, keras, active

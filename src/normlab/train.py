@@ -182,10 +182,10 @@ def _accuracy(model, batches, training: bool) -> float:
 
 def precise_bn_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
     """Validation accuracy with PreciseBN statistics: batch-norm moving averages recomputed from
-    50 training batches of 256 with the final weights (chapter 4), the model then put back."""
+    20 training batches of 256 with the final weights (chapter 4), the model then put back."""
     state = _snapshot(model)
     try:
-        precise_batch_norm(model, data.pipeline(subset.x_train, subset.y_train, 256, shuffle_seed=0), 50)
+        precise_batch_norm(model, data.pipeline(subset.x_train, subset.y_train, 256, shuffle_seed=0), 20)
         return _accuracy(model, data.pipeline(subset.x_test, subset.y_test, 1024), training=False)
     finally:
         _restore(model, state)

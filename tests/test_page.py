@@ -14,6 +14,8 @@ def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):
     page.glue("n", np.int64(3))
     assert seen == {"x": 0.5, "n": 3}
     assert type(seen["x"]) is float and type(seen["n"]) is int
+    page.glue("v", "**higher** by 1 point", markdown=True)
+    assert seen["v"].data == "**higher** by 1 point" and type(seen["v"]).__name__ == "Markdown"
 
 
 def test_expect_error_prints_the_error_and_lets_the_notebook_go_on(tmp_path):

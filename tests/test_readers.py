@@ -169,6 +169,17 @@ def test_glue_of_a_missing_or_unformattable_value_is_an_error(book):
         convert(book, "{glue:text}`x:.3f`", outputs=[glue_output("x", "np.float32(0.5)")])
 
 
+def test_glue_md_goes_in_as_markdown(book):
+    output = nbformat.v4.new_output(
+        "display_data", data={PREFIX + "text/markdown": "**higher by 1.2 points** (95 % CI 0.3 to 2.1)",
+                              PREFIX + "text/plain": "<IPython.core.display.Markdown object>"},
+        metadata={"scrapbook": {"name": "v", "mime_prefix": PREFIX}})
+    assert convert(book, "BN was {glue:md}`v`.", outputs=[output]) == (
+        "BN was **higher by 1.2 points** (95 % CI 0.3 to 2.1).")
+    with pytest.raises(ValueError, match="text/markdown"):
+        convert(book, "{glue:md}`x`", outputs=[glue_output("x", "1")])
+
+
 def test_glue_outputs_are_dropped_and_other_outputs_kept(book):
     printed = nbformat.v4.new_output("stream", name="stdout", text="hello\n")
     shown = glue_output("shown", "2", display=True)

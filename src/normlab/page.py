@@ -14,15 +14,22 @@ import contextlib
 import traceback
 
 
-def glue(name: str, value, display: bool = False) -> None:
+def glue(name: str, value, display: bool = False, *, markdown: bool = False) -> None:
     """Make ``value`` available to the prose as ``{glue:text}`name```; numbers become Python types.
 
     Explained in chapter 1. NumPy scalars are converted because the website formats glued
     numbers (``name:.3f``) by parsing their stored text, which must read ``0.5``, not
-    ``np.float32(0.5)``. Where myst-nb is absent (e.g. on Colab) nothing is recorded.
+    ``np.float32(0.5)``. ``markdown=True`` glues a string as Markdown, for ``{glue:md}`name```:
+    a verdict from :func:`normlab.stats.compare` whose bold part must stay bold, e.g.
+    ``glue("gain", comparison.markdown(), markdown=True)``. Where myst-nb is absent (e.g. on
+    Colab) nothing is recorded.
     """
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         value = value.item()
+    if markdown:
+        from IPython.display import Markdown
+
+        value = Markdown(str(value))
     try:
         from myst_nb import glue as myst_glue
     except ImportError:

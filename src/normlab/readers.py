@@ -257,6 +257,13 @@ def _glue_text(content: str, page: _Page) -> str:
         raise ValueError(f"{page.name}: cannot format the glued {key!r} with {spec!r}: {error}") from error
 
 
+def _glue_md(content: str, page: _Page) -> str:
+    """A value glued as Markdown (a verdict with its bold part) goes in as Markdown."""
+    if "text/markdown" not in page.glued.get(content, {}):
+        raise ValueError(f"{page.name}: nothing glued as {content!r} with a text/markdown value")
+    return page.glued[content]["text/markdown"].strip()
+
+
 def _citation_list(content: str, page: _Page) -> list[tuple[Citation, str]]:
     if page.book.references_page is None:
         raise ValueError(f"{page.name}: cites {content!r}, but no page of the book shows the bibliography")
@@ -303,8 +310,8 @@ def _doc(content: str, page: _Page) -> str:
     return f"[{text}]({page.book.url(target)})"
 
 
-ROLES = {"glue:text": _glue_text, "cite": _cite, "cite:t": _cite_textual, "numref": _numref, "eq": _eq,
-         "doc": _doc}
+ROLES = {"glue:text": _glue_text, "glue:md": _glue_md, "cite": _cite, "cite:t": _cite_textual,
+         "numref": _numref, "eq": _eq, "doc": _doc}
 
 
 def _link(match: re.Match, page: _Page) -> str:

@@ -96,7 +96,9 @@ def test_probes_are_recorded_per_epoch_and_leave_the_training_alone(tiny):
     assert set(probed.probes) == set(train.PROBES)
     assert all(len(values) == CONFIG.epochs for values in probed.probes.values())
     assert all(0 <= v <= 1 for v in probed.metric("precise_bn_val_acc"))
-    assert probed.metric("variance_shift")[-1] > 1  # dropout raises the training-time variance
+    assert probed.metric("variance_shift")[-1] > 1.2  # dropout raises the training-time variance
+    head = train.run(CONFIG.but(dropout=0.5, dropout_at="head", probes=("variance_shift",)), tiny)
+    np.testing.assert_allclose(head.metric("variance_shift"), 1.0, rtol=1e-5)  # none before norm4
     np.testing.assert_allclose(probed.history["loss"], plain.history["loss"], rtol=1e-5)
 
 

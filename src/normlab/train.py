@@ -12,6 +12,7 @@ does not retrain, and a changed model does. The cache lives in ``~/.cache/normla
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -191,37 +192,49 @@ def precise_bn_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
         _restore(model, state)
 
 
-def batch_stats_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
-    """Validation accuracy with each test batch (of the training batch size) normalized by its own
-    statistics, as in training: no moving average is involved. Dropout is off."""
-    state = _snapshot(model)
+@contextlib.contextmanager
+def _dropout_off(model):
+    """Dropout layers pass their inputs through unchanged, also in training mode."""
     dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     rates = [layer.rate for layer in dropouts]
     try:
         for layer in dropouts:
             layer.rate = 0.0
-        return _accuracy(model, data.pipeline(subset.x_test, subset.y_test, config.batch_size),
-                         training=True)
+        yield
     finally:
         for layer, rate in zip(dropouts, rates, strict=True):
             layer.rate = rate
+
+
+def batch_stats_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
+    """Validation accuracy with each test batch (of the training batch size) normalized by its own
+    statistics, as in training: no moving average is involved. Dropout is off."""
+    state = _snapshot(model)
+    try:
+        with _dropout_off(model):
+            return _accuracy(model, data.pipeline(subset.x_test, subset.y_test, config.batch_size),
+                             training=True)
+    finally:
         _restore(model, state)
 
 
 def variance_shift(model, subset: data.Dataset, config: RunConfig) -> float:
-    """How much the variance that the last batch-norm layer sees drops from training (dropout on)
-    to inference (dropout off): the mean over its features of var(train) / var(inference), on
-    1,024 test images (Li et al., 2019). 1 means no shift."""
+    """How much dropout raises the variance that the last batch-norm layer sees in training over
+    what it sees at inference (Li et al., 2019): the mean over that layer's input features of
+    var(dropout on) / var(dropout off), on 1,024 test images. Both passes run in training mode,
+    so the batch-norm layers before it use batch statistics in both and only dropout differs.
+    1 means no shift."""
     names = [layer.name for layer in model.layers]
     if "norm4" not in names:
         raise ValueError("variance_shift needs a LeNet-5 with normalization (a layer named norm4)")
     probe = keras.Model(model.inputs[0], model.layers[names.index("norm4") - 1].output)
+    x = subset.x_test[:1024].astype("float32")
     state = _snapshot(model)
     try:
-        x = subset.x_test[:1024].astype("float32")
-        train_var = np.var(np.asarray(probe(x, training=True)), axis=0)
-        test_var = np.var(np.asarray(probe(x, training=False)), axis=0)
-        return float(np.mean(train_var / np.maximum(test_var, 1e-12)))
+        with_dropout = np.var(np.asarray(probe(x, training=True)), axis=0)
+        with _dropout_off(model):
+            without = np.var(np.asarray(probe(x, training=True)), axis=0)
+        return float(np.mean(with_dropout / np.maximum(without, 1e-12)))
     finally:
         _restore(model, state)
 

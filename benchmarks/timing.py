@@ -1,19 +1,14 @@
-"""What the benchmark scripts share: time contenders in turns, report medians and their ratio."""
+"""What the benchmark scripts share: time contenders in turns (:func:`normlab.timing.alternate`),
+report medians and their ratio."""
 
 import statistics
-import time
+
+from normlab.timing import alternate as _alternate
 
 
 def alternate(contenders, rounds):
-    """Median wall time of each callable, run once per round in turns, so drifts of the machine
-    (other load, clock changes) hit every contender alike."""
-    times = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, run in contenders.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    """Median wall time of each callable, run once per round in turns."""
+    return {name: statistics.median(t) for name, t in _alternate(contenders, rounds).items()}
 
 
 def report(header, medians, unit, ratio, scale=1.0):

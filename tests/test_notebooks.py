@@ -1,9 +1,12 @@
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from normlab import notebooks, runtime
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_notebook(*sources):
@@ -91,3 +94,14 @@ def test_stamp_covers_the_normlab_code_a_notebook_reaches():
     before = notebooks.stamp(nb, "full")
     assert notebooks.stamp(nb, "smoke") != before
     assert notebooks.stamp(make_notebook("x = 2"), "full") != notebooks.stamp(make_notebook("x = 1"), "full")
+
+
+def test_each_chapter_is_stamped_with_the_normlab_code_it_reaches_and_no_more():
+    from normlab import fingerprint
+
+    reach = {path.name[:2]: set(fingerprint.reached(*notebooks.uses(nbformat.read(path, as_version=4))))
+             for path in sorted((ROOT / "book").glob("[0-9]*.ipynb"))}
+    assert all("runtime.setup" in reached for reached in reach.values())
+    assert "train.run" in reach["05"] and "train.run" not in reach["02"]
+    assert not any(name.startswith(("notebooks.", "readers.")) for reached in reach.values()
+                   for name in reached)  # the maintainer's tools never stale a chapter

@@ -1,9 +1,10 @@
 """Timing two ways of doing the same thing, fairly: in turns, in one process, repeated.
 
-Explained in chapter 4 ("Folding batch norm for deployment"). A machine's speed drifts
+Used by the benchmark scripts in ``benchmarks/``, and by any chapter that times something. A
+machine's speed drifts
 (other load, clock changes), so contenders run in turns, once per round, and every round's time
 is kept: :func:`normlab.stats.compare` then says whether the difference is larger than the
-round-to-round noise. The benchmark scripts in ``benchmarks/`` use the same function.
+round-to-round noise.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Timing two ways of doing the same thing, fairly: in turns, in one process, repeated.
 
 Used by the benchmark scripts in ``benchmarks/``, and by any chapter that times something. A
-machine's speed drifts
-(other load, clock changes), so contenders run in turns, once per round, and every round's time
-is kept: :func:`normlab.stats.compare` then says whether the difference is larger than the
+machine's speed drifts (other load, clock changes), so contenders run in turns, once per round,
+and every round's time is kept: :func:`normlab.stats.compare` then says whether the difference is larger than the
 round-to-round noise.
 """
 

@@ -2,8 +2,8 @@
 
 Used by the benchmark scripts in ``benchmarks/``, and by any chapter that times something. A
 machine's speed drifts (other load, clock changes), so contenders run in turns, once per round,
-and every round's time is kept: :func:`normlab.stats.compare` then says whether the difference is larger than the
-round-to-round noise.
+and every round's time is kept: :func:`normlab.stats.compare` then says whether the difference
+is larger than the round-to-round noise.
 """
 
 from __future__ import annotations

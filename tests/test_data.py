@@ -175,6 +175,21 @@ def test_subsample_is_seeded_and_validated(tiny_fashion_mnist, offline):
 
 
 @pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_only_classes_keeps_and_relabels_some_classes():
+    rng = np.random.default_rng(0)
+    ds = data.Dataset("fashion_mnist", rng.integers(0, 256, (60, 4, 4, 1)), np.arange(60) % 10,
+                      rng.integers(0, 256, (20, 4, 4, 1)), np.arange(20) % 10, "test")
+    shoes = ds.only_classes([9, 7, 5])  # ankle boot, sneaker, sandal
+    assert shoes.class_names == ("ankle boot", "sneaker", "sandal")
+    assert len(shoes.x_train) == np.isin(ds.y_train, [5, 7, 9]).sum()
+    np.testing.assert_array_equal(shoes.x_train[shoes.y_train == 0], ds.x_train[ds.y_train == 9])
+    assert set(shoes.y_test) <= {0, 1, 2} and shoes.describe().count("3 classes") == 1
+    with pytest.raises(ValueError, match="distinct labels of 10 classes"):
+        ds.only_classes([1, 1])
+    with pytest.raises(ValueError, match="distinct labels of 10 classes"):
+        ds.only_classes([10])
+
+
 def test_the_debian_package_gives_the_real_fashion_mnist(offline):
     ds = data.load("fashion_mnist")
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)

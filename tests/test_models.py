@@ -77,6 +77,18 @@ def test_the_model_survives_a_keras_file_round_trip(tmp_path):
     np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
 
+def test_small_cnn_with_batch_norm_drops_the_conv_bias_and_takes_the_momentum():
+    plain = models.small_cnn((28, 28, 1))
+    assert layer_names(plain) == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten",
+                                  "logits"]
+    # conv 3x3x1x16 + 16 ('valid': 26 -> 13), conv 3x3x16x32 + 32 (11 -> 5), dense 5*5*32 -> 10
+    assert plain.count_params() == 160 + 4640 + (800 * 10 + 10)
+    normed = models.small_cnn((28, 28, 1), norm="batch", momentum=0.9)
+    assert layer_names(normed)[:3] == ["conv1", "norm1", "relu1"]
+    assert normed.get_layer("conv1").bias is None and normed.get_layer("norm2").momentum == 0.9
+    assert models.returns_logits(normed)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"norm": "instance"}, "unknown norm 'instance'"),
     ({"placement": "middle"}, "placement must be one of before, after"),

@@ -23,7 +23,7 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-CONFIG = train.RunConfig(normalize_inputs=True, epochs=2, batch_size=16).but(norm="batch")
+CONFIG = train.RunConfig(inputs="standardized", epochs=2, batch_size=16).but(norm="batch")
 
 
 def test_a_run_records_the_history_and_the_time_of_each_epoch(tiny):
@@ -37,9 +37,52 @@ def test_a_run_records_the_history_and_the_time_of_each_epoch(tiny):
 
 def test_the_same_config_is_read_from_the_cache_not_retrained(tiny, cache, monkeypatch):
     first = train.run(CONFIG, tiny)
-    assert len(list(cache.glob("*.json"))) == 1
+    assert len(list(cache.glob("*.json"))) == len(list(cache.glob("*.weights.h5"))) == 1
     monkeypatch.setattr(train, "_train", lambda *args: pytest.fail("retrained a cached run"))
     assert train.run(CONFIG, tiny) == first
+    train.trained_model(CONFIG, tiny)
+
+
+def test_the_trained_model_is_the_one_the_record_describes(tiny):
+    """Weights and moving statistics come back from the cache: the final validation accuracy of
+    the rebuilt model is the record's."""
+    for config in (CONFIG, CONFIG.but(model="small_cnn", inputs="scaled", momentum=0.9)):
+        record = train.run(config, tiny)
+        model = train.trained_model(config, tiny)
+        accuracy = model.evaluate(tiny.x_test.astype("float32"), tiny.y_test, verbose=0)[1]
+        assert accuracy == pytest.approx(record.history["val_acc"][-1], abs=1e-6)
+        assert model.count_params() == train._build(config, tiny).count_params()
+
+
+@pytest.mark.parametrize("inputs", ["raw", "scaled", "standardized", "per_image"])
+def test_each_input_option_does_what_it_says_to_the_pixels(tiny, inputs):
+    model = train.trained_model(CONFIG.but(inputs=inputs, epochs=1), tiny)
+    x = tiny.x_train.astype("float32")
+    if inputs == "raw":
+        assert model.layers[0].name == "conv1"
+        return
+    first = np.asarray(model.get_layer("input_normalization")(x))
+    if inputs == "scaled":
+        np.testing.assert_allclose(first, x / 255, rtol=1e-6)
+    elif inputs == "standardized":  # per channel, over the training images
+        np.testing.assert_allclose(first.mean(), 0, atol=1e-3)
+        np.testing.assert_allclose(first.std(), 1, atol=1e-2)
+    else:  # each image by its own mean and std
+        np.testing.assert_allclose(first.reshape(len(x), -1).mean(axis=1), 0, atol=1e-3)
+        np.testing.assert_allclose(first.reshape(len(x), -1).std(axis=1), 1, atol=1e-2)
+
+
+def test_batch_statistics_outputs_normalize_each_batch_by_itself_and_restore_the_model(tiny):
+    model = train.trained_model(CONFIG.but(dropout=0.5), tiny)
+    state = [v.numpy() for v in model.non_trainable_variables]
+    x = tiny.x_test.astype("float32")
+    outputs = train.batch_statistics_outputs(model, x, batch_size=5)
+    assert outputs.shape == (16, 10)
+    for v, before in zip(model.non_trainable_variables, state, strict=True):
+        np.testing.assert_array_equal(v.numpy(), before)
+    second_batch = train.batch_statistics_outputs(model, x[5:10], batch_size=5)
+    np.testing.assert_allclose(outputs[5:10], second_batch, atol=1e-5)  # its own batch only
+    assert not np.allclose(outputs, model.predict(x, verbose=0), atol=1e-3)  # not the moving ones
 
 
 def test_the_cache_key_changes_with_the_config_and_the_data_but_not_with_docstrings(tiny):
@@ -83,6 +126,8 @@ def test_configs_refuse_unknown_models_options_optimizers_and_probes():
         train.RunConfig(model="resnet1000")
     with pytest.raises(ValueError, match="takes no argument widht"):
         CONFIG.but(widht=3)
+    with pytest.raises(ValueError, match="unknown inputs 'normalized'"):
+        CONFIG.but(inputs="normalized")
     with pytest.raises(ValueError, match="unknown optimizer"):
         CONFIG.but(optimizer="adagrad")
     with pytest.raises(ValueError, match="unknown probe"):

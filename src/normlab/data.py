@@ -51,7 +51,10 @@ class DatasetUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images as uint8 ``(N, H, W, C)`` arrays and labels as int ``(N,)`` arrays."""
+    """Images as ``(N, H, W, C)`` arrays (uint8 as loaded) and labels as int ``(N,)`` arrays.
+
+    ``class_names`` default to the dataset's own ten.
+    """
 
     key: str
     x_train: np.ndarray
@@ -60,14 +63,15 @@ class Dataset:
     y_test: np.ndarray
     source: str
     note: str = ""
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.class_names:
+            object.__setattr__(self, "class_names", CLASS_NAMES[self.key])
 
     @property
     def title(self) -> str:
         return TITLES[self.key]
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return CLASS_NAMES[self.key]
 
     def describe(self) -> str:
         """A few short lines for the page: which data ran, how much of it, and from where."""
@@ -94,6 +98,26 @@ class Dataset:
         x_train, y_train = pick(self.x_train, self.y_train, n_train)
         x_test, y_test = pick(self.x_test, self.y_test, n_test)
         return replace(self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+    def only_classes(self, classes) -> Dataset:
+        """The images of some classes only, relabelled 0, 1, ... in the order given: a smaller
+        task, e.g. to pretrain on before fine-tuning on the others (chapter 4)."""
+        classes = list(classes)
+        if not classes or len(set(classes)) < len(classes) or not set(classes) <= set(
+                range(len(self.class_names))):
+            raise ValueError(f"classes must be distinct labels of {len(self.class_names)} classes, "
+                             f"got {classes}")
+        relabel = np.full(len(self.class_names), -1)
+        relabel[classes] = np.arange(len(classes))
+
+        def keep(x, y):
+            kept = relabel[y] >= 0
+            return x[kept], relabel[y[kept]]
+
+        x_train, y_train = keep(self.x_train, self.y_train)
+        x_test, y_test = keep(self.x_test, self.y_test)
+        return replace(self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                       class_names=tuple(self.class_names[c] for c in classes))
 
 
 def load(name: str = "default", *, fashion_mnist_dir: Path | str = DEBIAN_FASHION_MNIST_DIR

@@ -1,12 +1,13 @@
-"""Training runs over seeds, kept as typed records in an on-disk cache.
+"""Training runs over seeds, kept as typed records and weights in an on-disk cache.
 
 Explained in chapter 5 ("LeNet-5 experiments"). A :class:`RunConfig` says everything that
 defines a run: which builder of :mod:`normlab.models` makes the model and with which arguments,
-the optimizer, the data subset, the seed, and the probes measured after every epoch.
-:func:`run` trains it once, or reads the :class:`Record` a previous run left in the cache.
-The cache key covers the config, the contents of the data, the library versions and the normlab
-code the run can reach (:mod:`normlab.fingerprint`), so re-executing a chapter with unchanged code
-does not retrain, and a changed model does. The cache lives in ``~/.cache/normlab/runs``, or in
+how the pixels are normalized, the optimizer, the data subset, the seed, and the probes measured
+after every epoch. :func:`run` trains it once, or reads the :class:`Record` a previous run left in
+the cache; :func:`trained_model` gives the trained network itself, to analyse further. The cache
+key covers the config, the contents of the data, the library versions and the normlab code the
+run can reach (:mod:`normlab.fingerprint`), so re-executing a chapter with unchanged code does not
+retrain, and a changed model does. The cache lives in ``~/.cache/normlab/runs``, or in
 ``$NORMLAB_CACHE``; delete it to retrain everything.
 """
 
@@ -30,6 +31,7 @@ from normlab.runtime import device_summary, import_tensorflow, machine_summary, 
 tf, keras = import_tensorflow()
 
 CACHE_VARIABLE = "NORMLAB_CACHE"
+INPUTS = ("raw", "scaled", "standardized", "per_image")
 OPTIMIZERS = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
 
@@ -38,9 +40,11 @@ SGD_MOMENTUM = 0.9
 class RunConfig:
     """One training run: a model from :mod:`normlab.models`, trained as the source article does.
 
-    ``options`` are the builder's keyword arguments (``norm="batch"``, ...). With
-    ``normalize_inputs`` a ``keras.layers.Normalization`` adapted on the training images is the
-    model's first layer. ``optimizer`` is ``"adam"`` or ``"sgd"`` (with momentum 0.9).
+    ``options`` are the builder's keyword arguments (``norm="batch"``, ...). ``inputs`` says what
+    the model's first layer does to the pixels (chapter 1): ``"raw"`` nothing (0 to 255),
+    ``"scaled"`` divides them by 255, ``"standardized"`` is a ``keras.layers.Normalization``
+    adapted on the training images (per channel), ``"per_image"`` standardizes each image by its
+    own mean and standard deviation. ``optimizer`` is ``"adam"`` or ``"sgd"`` (with momentum 0.9).
     ``n_train``/``n_test`` take a fixed random subset of the dataset (None keeps a split whole);
     the test split is the validation data, as in the article. ``seed`` sets the initial weights,
     the dropout masks and the order of the batches. ``probes`` name functions of :data:`PROBES`
@@ -49,7 +53,7 @@ class RunConfig:
 
     model: str = "lenet5"
     options: dict = dataclasses.field(default_factory=dict)
-    normalize_inputs: bool = False
+    inputs: str = "raw"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     epochs: int = 10
@@ -69,6 +73,8 @@ class RunConfig:
         if unknown:
             raise ValueError(f"{self.model} takes no argument {', '.join(sorted(unknown))}; "
                              f"it takes {', '.join(sorted(accepted))}")
+        if self.inputs not in INPUTS:
+            raise ValueError(f"unknown inputs {self.inputs!r}; choose one of {', '.join(INPUTS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         unknown = set(self.probes) - set(PROBES)
@@ -128,16 +134,34 @@ def cache_dir() -> Path:
 
 def run(config: RunConfig, dataset: data.Dataset) -> Record:
     """Train ``config`` on ``dataset``, or return its cached :class:`Record`."""
+    return _cached(config, dataset)[0]
+
+
+def trained_model(config: RunConfig, dataset: data.Dataset):
+    """The compiled model that :func:`run` trains for ``config``, with its final weights (and
+    moving statistics) read from the cache, so a chapter can look inside it (chapter 4)."""
+    _, subset, weights = _cached(config, dataset)
+    model = _build(config, subset)
+    model.load_weights(weights)  # before compiling: the optimizer's saved state is not wanted
+    return _compile(model, config)
+
+
+def _cached(config: RunConfig, dataset: data.Dataset):
+    """The run's record, the data subset it trained on and its weights file: read or trained."""
     subset = dataset.subsample(config.n_train, config.n_test, seed=0)
     path = cache_dir() / f"{cache_key(config, subset)}.json"
-    if path.is_file():
-        return Record.from_dict(json.loads(path.read_text()))
-    record = _train(config, subset)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(record.to_dict()))
-    partial.replace(path)  # atomic: a reader never sees half a record
-    return record
+    weights = path.with_suffix(".weights.h5")
+    if not (path.is_file() and weights.is_file()):
+        record, model = _train(config, subset)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.weights.h5")
+        model.save_weights(partial)
+        partial.replace(weights)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(record.to_dict()))
+        partial.replace(path)  # atomic, and last: a record in the cache has its weights
+        return record, subset, weights
+    return Record.from_dict(json.loads(path.read_text())), subset, weights
 
 
 def repeat(config: RunConfig, dataset: data.Dataset, seeds) -> list[Record]:
@@ -172,22 +196,15 @@ def _restore(model, state) -> None:
         variable.assign(value)
 
 
-def _accuracy(model, batches, training: bool) -> float:
-    correct = total = 0
-    for x, y in batches:
-        predicted = np.argmax(model(x, training=training), axis=-1)
-        correct += int(np.sum(predicted == np.asarray(y).ravel()))
-        total += len(predicted)
-    return correct / total
-
-
 def precise_bn_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
     """Validation accuracy with PreciseBN statistics: batch-norm moving averages recomputed from
     20 training batches of 256 with the final weights (chapter 4), the model then put back."""
     state = _snapshot(model)
     try:
         precise_batch_norm(model, data.pipeline(subset.x_train, subset.y_train, 256, shuffle_seed=0), 20)
-        return _accuracy(model, data.pipeline(subset.x_test, subset.y_test, 1024), training=False)
+        predicted = [np.argmax(model(x, training=False), axis=-1)
+                     for x, _ in data.pipeline(subset.x_test, subset.y_test, 1024)]
+        return float(np.mean(np.concatenate(predicted) == subset.y_test))
     finally:
         _restore(model, state)
 
@@ -206,16 +223,25 @@ def _dropout_off(model):
             layer.rate = rate
 
 
-def batch_stats_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
-    """Validation accuracy with each test batch (of the training batch size) normalized by its own
-    statistics, as in training: no moving average is involved. Dropout is off."""
+def batch_statistics_outputs(model, x, batch_size: int) -> np.ndarray:
+    """The model's outputs when every batch of ``batch_size`` is normalized by its own statistics,
+    as in training, so no moving average is involved (chapter 4). Dropout is off, and the moving
+    statistics these training-mode calls update are put back."""
     state = _snapshot(model)
+    forward = tf.function(lambda batch: model(batch, training=True), reduce_retracing=True)
     try:
         with _dropout_off(model):
-            return _accuracy(model, data.pipeline(subset.x_test, subset.y_test, config.batch_size),
-                             training=True)
+            return np.concatenate([forward(np.asarray(x[i:i + batch_size], "float32"))
+                                   for i in range(0, len(x), batch_size)])
     finally:
         _restore(model, state)
+
+
+def batch_stats_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
+    """Validation accuracy with each test batch, of the training batch size, normalized by its own
+    statistics (:func:`batch_statistics_outputs`)."""
+    outputs = batch_statistics_outputs(model, subset.x_test, config.batch_size)
+    return float(np.mean(np.argmax(outputs, axis=-1) == subset.y_test))
 
 
 def variance_shift(model, subset: data.Dataset, config: RunConfig) -> float:
@@ -272,23 +298,43 @@ def _optimizer(config: RunConfig):
     return keras.optimizers.Adam(config.learning_rate)
 
 
-def _train(config: RunConfig, subset: data.Dataset) -> Record:
-    set_seed(config.seed)
-    normalizer = None
-    if config.normalize_inputs:
-        normalizer = keras.layers.Normalization(name="input_normalization")
-        normalizer.adapt(data.pipeline(subset.x_train, subset.y_train, 1024).map(lambda x, y: x))
-    model = getattr(models, config.model)(
-        subset.x_train.shape[1:], len(subset.class_names), input_normalization=normalizer,
-        **config.options)
+def _input_layer(inputs: str, subset: data.Dataset):
+    """The first layer that :class:`RunConfig`'s ``inputs`` asks for, or None for raw pixels."""
+    name = "input_normalization"
+    if inputs == "scaled":
+        return keras.layers.Rescaling(1 / 255, name=name)
+    if inputs == "per_image":
+        return keras.layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name=name)
+    if inputs == "standardized":
+        layer = keras.layers.Normalization(name=name)
+        layer.adapt(data.pipeline(subset.x_train, subset.y_train, 1024).map(lambda x, y: x))
+        return layer
+    return None
+
+
+def _build(config: RunConfig, subset: data.Dataset):
+    return getattr(models, config.model)(
+        subset.x_train.shape[1:], len(subset.class_names),
+        input_normalization=_input_layer(config.inputs, subset), **config.options)
+
+
+def _compile(model, config: RunConfig):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=models.returns_logits(model))
     model.compile(optimizer=_optimizer(config), loss=loss, metrics=["acc"])
+    return model
+
+
+def _train(config: RunConfig, subset: data.Dataset):
+    """Train a run; returns its :class:`Record` and the trained model."""
+    set_seed(config.seed)
+    model = _compile(_build(config, subset), config)
     epochs = _Epochs(config.probes, subset, config)
     history = model.fit(
         data.pipeline(subset.x_train, subset.y_train, config.batch_size, shuffle_seed=config.seed),
         validation_data=data.pipeline(subset.x_test, subset.y_test, 1024),
         epochs=config.epochs, shuffle=False, verbose=0, callbacks=[epochs])
-    return Record(
+    record = Record(
         config=config, dataset=subset.title, device=device_summary(), machine=machine_summary(),
         history={name: [float(v) for v in values] for name, values in history.history.items()},
         probes=epochs.values, train_seconds=epochs.seconds)
+    return record, model

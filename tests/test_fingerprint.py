@@ -62,6 +62,15 @@ def test_chapter_roots_follow_the_chapter_imports_and_skip_ipython_lines():
         "base.scale", "helpers", "helpers.g"]
 
 
+def test_a_chapter_reaches_the_builder_its_run_configs_name():
+    models = 'BUILDERS = ("net",)\n\ndef net():\n    return 1\n\ndef other():\n    return 2\n'
+    names = {"models", "train"}
+    pkg = {"models": fingerprint.parse_module(models, names),
+           "train": fingerprint.parse_module("def run(model):\n    return model\n", names)}
+    source = 'from normlab import train\ntrain.run(model="net")\nprint("other", name="net")\n'
+    assert fingerprint.chapter_roots(source, package=pkg) == ["models.net", "train", "train.run"]
+
+
 def test_the_real_package_is_covered_per_definition():
     assert "train.run" not in fingerprint.reached("page.glue")
     run = fingerprint.reached("train._train", "models.lenet5")

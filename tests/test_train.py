@@ -91,10 +91,19 @@ def test_the_cache_key_changes_with_the_config_and_the_data_but_not_with_docstri
     assert train.cache_key(CONFIG, tiny.subsample(30)) != key
     assert train.cache_key(CONFIG.but(optimizer="sgd"), tiny) != key
     assert train.cache_key(CONFIG.but(dropout=0.5), tiny) != key
+    assert train.cache_key(CONFIG.but(probes=("precise_bn_val_acc",)), tiny) != key
     same_size = data.Dataset("fashion_mnist", tiny.x_train[::-1], tiny.y_train[::-1], tiny.x_test,
                              tiny.y_test, "test")
     assert train.cache_key(CONFIG, same_size) != key  # the data enters by contents, not shape
     assert train.cache_key(train.RunConfig(**json.loads(json.dumps(CONFIG.to_dict()))), tiny) == key
+
+
+def test_the_key_covers_the_code_that_trains_not_the_lists_of_choices():
+    """A new model or probe in normlab must not retrain every cached run."""
+    covered = set(fingerprint.reached("train._train", "models.lenet5"))
+    assert {"train._train", "models.lenet5", "layers.FusedBatchNorm", "data.pipeline"} <= covered
+    assert not covered & {"models.BUILDERS", "models.small_cnn", "train.PROBES", "train.RunConfig",
+                          "train.Record", "train.precise_bn_val_acc"}
 
 
 def test_the_key_does_not_reread_the_source_files(tiny, monkeypatch):

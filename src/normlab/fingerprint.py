@@ -88,14 +88,25 @@ def _package() -> dict[str, _Module]:
     return {name: parse_module((PACKAGE_DIR / f"{name}.py").read_text(), names) for name in names}
 
 
+def _walk(node: ast.AST):
+    """``ast.walk`` without type annotations: they name types, they never compute a result."""
+    todo = [node]
+    while todo:
+        node = todo.pop()
+        yield node
+        skipped = (getattr(node, "annotation", None), getattr(node, "returns", None))
+        todo.extend(child for child in ast.iter_child_nodes(node)
+                    if all(child is not skip for skip in skipped))
+
+
 def _references(nodes, module: str, package: dict[str, _Module]) -> set[str]:
     """The normlab definitions ("module.name") that ``nodes`` of ``module`` may use."""
     own = package[module]
     aliases = dict(own.aliases)
-    for node in (n for top in nodes for n in ast.walk(top)):  # imports inside functions
+    for node in (n for top in nodes for n in _walk(top)):  # imports inside functions
         aliases.update(_import_aliases(node, package))
     found = set()
-    for node in (n for top in nodes for n in ast.walk(top)):
+    for node in (n for top in nodes for n in _walk(top)):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             target = aliases.get(node.value.id)
             if target in package:  # a module: data.load
@@ -148,13 +159,24 @@ def code(*roots: str, package: dict[str, _Module] | None = None) -> str:
 _MAGIC = re.compile(r"^(\s*)[!%].*$", re.MULTILINE)
 
 
+def _builders(package: dict[str, _Module]) -> set[str]:
+    """The model names in ``models.BUILDERS``, which a run's config gives as strings."""
+    nodes = package["models"].definitions.get("BUILDERS", []) if "models" in package else []
+    return {name for node in nodes for name in ast.literal_eval(node.value)}
+
+
 def chapter_roots(source: str, package: dict[str, _Module] | None = None) -> list[str]:
-    """The normlab definitions a chapter's code uses directly (IPython ``!``/``%`` lines aside)."""
+    """The normlab definitions a chapter's code uses directly (IPython ``!``/``%`` lines aside),
+    counting the builder of a run config it writes (``RunConfig(model="small_cnn")``) as used."""
     package = _package() if package is None else package
     chapter = parse_module(_MAGIC.sub(r"\1pass", source), package)
     package = {**package, "__chapter__": chapter}
     everything = [n for nodes in chapter.definitions.values() for n in nodes] + chapter.always
     found = _references(everything, "__chapter__", package)
+    named = {node.value.value for top in everything for node in ast.walk(top)
+             if isinstance(node, ast.keyword) and node.arg == "model"
+             and isinstance(node.value, ast.Constant)}
+    found |= {f"models.{name}" for name in named & _builders(package)}
     return sorted(name for name in found if not name.startswith("__chapter__"))
 
 

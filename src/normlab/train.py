@@ -152,9 +152,11 @@ def _cached(config: RunConfig, dataset: data.Dataset):
     path = cache_dir() / f"{cache_key(config, subset)}.json"
     weights = path.with_suffix(".weights.h5")
     if not (path.is_file() and weights.is_file()):
-        record, model = _train(config, subset)
+        measured, model = _train(config, subset, {name: PROBES[name] for name in config.probes})
+        record = Record(config=config, dataset=subset.title, **measured)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.weights.h5")
+        model.compile()  # a fresh optimizer: the file keeps the weights, not Adam's moments
         model.save_weights(partial)
         partial.replace(weights)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
@@ -175,13 +177,21 @@ def metric(records, name: str) -> np.ndarray:
 
 
 def cache_key(config: RunConfig, subset: data.Dataset) -> str:
-    """A hash of everything a run's result depends on, for the data it trains on."""
+    """A hash of everything a run's result depends on, for the data it trains on.
+
+    The code is what trains and measures this run (the training loop, its builder, its probes),
+    not the lists of choices a config is checked against, so adding a model or a probe to
+    normlab keeps every cached run; the record's fields are there so that a changed record
+    format is not read from old files.
+    """
+    probes = [f"{PROBES[name].__module__.removeprefix('normlab.')}.{name}" for name in config.probes]
     identity = {
         "config": config.to_dict(),
         "data": [subset.key, fingerprint.arrays(subset.x_train, subset.y_train,
                                                 subset.x_test, subset.y_test)],
         "versions": [tf.__version__, keras.__version__, np.__version__],
-        "code": fingerprint.code("train._train", f"models.{config.model}"),
+        "code": fingerprint.code("train._train", f"models.{config.model}", *probes),
+        "record": [field.name for field in dataclasses.fields(Record)],
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -288,8 +298,8 @@ class _Epochs(keras.callbacks.Callback):
             self._start = None
 
     def on_epoch_end(self, epoch, logs=None):
-        for name in self.probes:
-            self.values[name].append(float(PROBES[name](self.model, self.subset, self.config)))
+        for name, probe in self.probes.items():
+            self.values[name].append(float(probe(self.model, self.subset, self.config)))
 
 
 def _optimizer(config: RunConfig):
@@ -324,17 +334,18 @@ def _compile(model, config: RunConfig):
     return model
 
 
-def _train(config: RunConfig, subset: data.Dataset):
-    """Train a run; returns its :class:`Record` and the trained model."""
+def _train(config: RunConfig, subset: data.Dataset, probes: dict):
+    """Train a run, measuring ``probes`` (name: function) after every epoch; returns the fields
+    of its :class:`Record` that training measures, and the trained model."""
     set_seed(config.seed)
     model = _compile(_build(config, subset), config)
-    epochs = _Epochs(config.probes, subset, config)
+    epochs = _Epochs(probes, subset, config)
     history = model.fit(
         data.pipeline(subset.x_train, subset.y_train, config.batch_size, shuffle_seed=config.seed),
         validation_data=data.pipeline(subset.x_test, subset.y_test, 1024),
         epochs=config.epochs, shuffle=False, verbose=0, callbacks=[epochs])
-    record = Record(
-        config=config, dataset=subset.title, device=device_summary(), machine=machine_summary(),
+    measured = dict(
+        device=device_summary(), machine=machine_summary(),
         history={name: [float(v) for v in values] for name, values in history.history.items()},
         probes=epochs.values, train_seconds=epochs.seconds)
-    return record, model
+    return measured, model

@@ -45,6 +45,20 @@ def test_execute_runs_under_the_profile_and_stamps(tmp_path, monkeypatch):
     assert not notebooks.is_current(nb)
 
 
+def test_the_stamp_is_taken_before_the_chapter_runs(tmp_path, monkeypatch):
+    """An edit to normlab while a long chapter runs must leave it stale, not stamp it current."""
+    from nbclient import NotebookClient
+
+    order = []
+    stamp = notebooks.stamp
+    monkeypatch.setattr(notebooks, "stamp", lambda *args: order.append("stamp") or stamp(*args))
+    monkeypatch.setattr(NotebookClient, "execute", lambda self: order.append("execute"))
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(make_notebook("x = 1"), path)
+    notebooks.execute(path, profile="smoke")
+    assert order == ["stamp", "execute"]
+
+
 def test_execute_rejects_an_unknown_profile(tmp_path):
     with pytest.raises(ValueError, match="unknown profile"):
         notebooks.execute(tmp_path / "x.ipynb", profile="fast")

@@ -64,6 +64,14 @@ def test_compare_says_so_when_the_interval_contains_zero():
     assert c.markdown() == c.sentence  # nothing in bold
 
 
+def test_an_interval_end_near_zero_shows_its_side_of_zero():
+    just_unresolved = stats.compare([0.00564, 0.00964, 0.01364], [0.0, 0.0, 0.0], paired=True)
+    assert -0.0005 < just_unresolved.difference.low < 0 and not just_unresolved.resolved
+    assert "95 % CI \N{MINUS SIGN}0.03 to 2.0, paired" in just_unresolved.sentence
+    assert stats._bound(0.0, 1) == "0.0" and stats._bound(-0.0004, 1) == "\N{MINUS SIGN}0.0004"
+    assert stats._bound(1.25, 1) == "1.2"
+
+
 def test_compare_takes_units_and_direction_words():
     c = stats.compare([5.0, 5.2, 5.1], [8.0, 8.1, 7.9], scale=1, unit="s", lower="faster")
     assert c.sentence.startswith("faster by 2.9 s (95 % CI \N{MINUS SIGN}3.")

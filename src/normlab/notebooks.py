@@ -87,6 +87,8 @@ def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> flo
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
+    # Stamped from the code as it is now: an edit made while the chapter runs leaves it stale.
+    metadata = {"profile": profile, "uses": uses(nb), "stamp": stamp(nb, profile)}
     previous = os.environ.get(PROFILE_VARIABLE)
     os.environ[PROFILE_VARIABLE] = profile
     start = time.perf_counter()
@@ -102,8 +104,7 @@ def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> flo
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
-    nb.metadata[METADATA_KEY] = {"profile": profile, "uses": uses(nb),
-                                 "stamp": stamp(nb, profile)}
+    nb.metadata[METADATA_KEY] = metadata
     nbformat.write(nb, path)
     return seconds
 

@@ -58,6 +58,15 @@ def _number(value: float, digits: int) -> str:
     return text.replace("-", "\N{MINUS SIGN}")
 
 
+def _bound(value: float, digits: int) -> str:
+    """An interval's end, with up to three more digits where it takes them to show on which side
+    of zero the end lies: "95 % CI −0.02 to 0.9", not "0.0 to 0.9" for an unresolved one."""
+    extra = 0
+    while extra < 3 and value != 0 and round(abs(value), digits + extra) == 0:
+        extra += 1
+    return _number(value, digits + extra)
+
+
 @dataclass(frozen=True)
 class Estimate:
     """The mean of one number per seed, its sample std and the confidence interval of the mean."""
@@ -76,7 +85,7 @@ class Estimate:
     def ci_text(self, scale: float = 1.0, digits: int = 3) -> str:
         """``"0.886 (95 % CI 0.881 to 0.891, 3 seeds)"``: where the mean itself lies."""
         return (f"{_number(scale * self.mean, digits)} ({_percent(self.confidence)} CI "
-                f"{_number(scale * self.low, digits)} to {_number(scale * self.high, digits)}, "
+                f"{_bound(scale * self.low, digits)} to {_bound(scale * self.high, digits)}, "
                 f"{_seeds(self.n)})")
 
     def __str__(self) -> str:
@@ -172,8 +181,8 @@ def compare(a, b, *, paired: bool = False, scale: float = 100.0, unit: str = "po
     """
     d = difference(a, b, paired=paired, confidence=confidence)
     unit = f" {unit}" if unit and unit[0].isalnum() else unit
-    interval = (f"{_percent(confidence)} CI {_number(scale * d.low, digits)} to "
-                f"{_number(scale * d.high, digits)}")
+    interval = (f"{_percent(confidence)} CI {_bound(scale * d.low, digits)} to "
+                f"{_bound(scale * d.high, digits)}")
     if d.paired:
         runs = f"{_seeds(d.n_a)}, paired"
     elif d.n_a == d.n_b:

@@ -60,7 +60,7 @@ def _number(value: float, digits: int) -> str:
 
 def _bound(value: float, digits: int) -> str:
     """An interval's end, with up to three more digits where it takes them to show on which side
-    of zero the end lies: "95 % CI −0.02 to 0.9", not "0.0 to 0.9" for an unresolved one."""
+    of zero the end lies: "95 % CI -0.02 to 0.9", not "0.0 to 0.9" for an unresolved one."""
     extra = 0
     while extra < 3 and value != 0 and round(abs(value), digits + extra) == 0:
         extra += 1

@@ -339,3 +339,31 @@ def test_fused_batch_norm_rejects_what_the_kernel_cannot_do():
         layers.FusedBatchNorm(axis=1)(np.ones((2, 3, 4, 4), "float32"))
     with pytest.raises(ValueError, match=r"epsilon >= 1\.001e-5"):
         layers.FusedBatchNorm(epsilon=1e-6)
+
+
+def test_noisy_batch_norm_is_keras_batch_norm_at_inference_and_without_noise():
+    x = np.random.default_rng(0).normal(2.0, 3.0, (16, 4, 4, 3)).astype("float32")
+    keras_bn, noisy = keras.layers.BatchNormalization(), layers.NoisyBatchNorm()
+    quiet = layers.NoisyBatchNorm(mean_range=0.0, scale_range=0.0, jitter=0.0)
+    for layer in (keras_bn, noisy, quiet):
+        layer.build(x.shape)
+    np.testing.assert_allclose(noisy(x, training=False), keras_bn(x, training=False), atol=1e-6)
+    np.testing.assert_allclose(quiet(x, training=True), keras_bn(x, training=True), atol=1e-5)
+
+
+def test_noisy_batch_norm_moves_the_distribution_at_every_step_within_its_ranges():
+    x = np.random.default_rng(1).normal(size=(64, 8, 8, 4)).astype("float32")
+    layer = layers.NoisyBatchNorm(seed=3)
+    clean = np.asarray(keras.layers.BatchNormalization()(x, training=True))
+    steps = [np.asarray(layer(x, training=True)) for _ in range(20)]
+    means = np.array([y.mean() for y in steps])
+    scales = np.array([np.polyfit(clean.ravel(), y.ravel(), 1)[0] for y in steps])
+    assert np.all(np.abs(means) < 0.5 + 0.02) and means.std() > 0.1
+    assert np.all((scales > 1.0 - 0.02) & (scales < 1.25 + 0.02)) and scales.std() > 0.02
+
+
+def test_noisy_batch_norm_config_round_trip():
+    layer = layers.NoisyBatchNorm(mean_range=0.3, scale_range=0.1, jitter=0.05, seed=7, momentum=0.9)
+    clone = layers.NoisyBatchNorm.from_config(layer.get_config())
+    assert (clone.mean_range, clone.scale_range, clone.jitter, clone.seed, clone.momentum) == (
+        0.3, 0.1, 0.05, 7, 0.9)

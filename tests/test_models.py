@@ -97,3 +97,55 @@ def test_small_cnn_with_batch_norm_drops_the_conv_bias_and_takes_the_momentum():
 def test_bad_arguments_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         models.lenet5((28, 28, 1), **kwargs)
+
+
+@pytest.mark.parametrize("depth", [8, 20])
+def test_resnet_has_depth_weight_layers_and_the_papers_size(depth):
+    plain = models.resnet((32, 32, 3), depth=depth, shortcuts=False)
+    residual = models.resnet((32, 32, 3), depth=depth)
+    convs = [layer for layer in residual.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) + 1 == depth and [c.filters for c in convs][-1] == 64
+    adds = [layer for layer in residual.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) == 3 * (depth - 2) // 6 and not any(
+        isinstance(layer, keras.layers.Add) for layer in plain.layers)
+    assert plain.count_params() == residual.count_params()  # option A shortcuts have no weights
+    assert residual.output_shape == (None, 10) and plain.name == f"plain{depth}"
+    if depth == 20:  # He et al., Table 6: 0.27M parameters
+        assert round(residual.count_params() / 1e6, 2) == 0.27
+
+
+def test_option_a_shortcut_subsamples_and_pads_with_zeros():
+    x = np.arange(2 * 4 * 4 * 2, dtype="float32").reshape(2, 4, 4, 2)
+    y = np.asarray(models.ShortcutA(6)(x))
+    assert y.shape == (2, 2, 2, 6)
+    np.testing.assert_array_equal(y[..., 2:4], x[:, ::2, ::2, :])
+    assert not y[..., :2].any() and not y[..., 4:].any()
+
+
+def test_resnet_rejects_depths_that_are_not_6n_plus_2_and_unknown_norms():
+    with pytest.raises(ValueError, match="6 n \\+ 2"):
+        models.resnet((32, 32, 3), depth=21)
+    with pytest.raises(ValueError, match="norm must be"):
+        models.resnet((32, 32, 3), norm="layer")
+
+
+@pytest.mark.parametrize("norm, kind", [("none", None), ("batch", keras.layers.BatchNormalization),
+                                        ("noisy_batch", layers.NoisyBatchNorm)])
+def test_vgg_stages_and_their_normalization(norm, kind):
+    model = models.vgg((28, 28, 1), norm=norm, widths=(8, 16))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [8, 8, 16, 16]
+    assert all(c.use_bias == (norm == "none") for c in convs)
+    norms = [layer for layer in model.layers if layer.name.startswith("norm")]
+    assert len(norms) == (0 if kind is None else 4) and all(type(n) is kind for n in norms)
+    assert model(np.zeros((2, 28, 28, 1), "float32"), training=True).shape == (2, 10)
+
+
+def test_mlp_is_ioffe_and_szegedys_three_layers_of_100_sigmoids():
+    model = models.mlp((28, 28, 1), norm="batch")
+    assert [layer.name for layer in model.layers] == [
+        "flatten", "fc1", "norm1", "sigmoid1", "fc2", "norm2", "sigmoid2", "fc3", "norm3",
+        "sigmoid3", "logits"]
+    assert all(model.get_layer(f"fc{i}").units == 100 for i in (1, 2, 3))
+    plain = models.mlp((28, 28, 1))
+    assert plain.count_params() == 784 * 100 + 100 + 2 * (100 * 100 + 100) + 1010

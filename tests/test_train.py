@@ -141,13 +141,20 @@ def test_configs_refuse_unknown_models_options_optimizers_and_probes():
         CONFIG.but(optimizer="adagrad")
     with pytest.raises(ValueError, match="unknown probe"):
         CONFIG.but(probes=("magic",))
+    with pytest.raises(ValueError, match="probe_every must be a positive"):
+        CONFIG.but(probe_every=0, probes=("accuracy",))
+    with pytest.raises(ValueError, match="probe_every must be a positive"):
+        CONFIG.but(probe_every=5)
+    with pytest.raises(ValueError, match="one value per layer"):
+        CONFIG.but(probes=("gradient_norm",))
     assert CONFIG.but(norm="layer", epochs=3).options == {"norm": "layer"}
 
 
 def test_probes_are_recorded_per_epoch_and_leave_the_training_alone(tiny):
-    probed = train.run(CONFIG.but(dropout=0.5, probes=tuple(train.PROBES)), tiny)
+    per_epoch = ("precise_bn_val_acc", "batch_stats_val_acc", "variance_shift", "accuracy")
+    probed = train.run(CONFIG.but(dropout=0.5, probes=per_epoch), tiny)
     plain = train.run(CONFIG.but(dropout=0.5), tiny)
-    assert set(probed.probes) == set(train.PROBES)
+    assert set(probed.probes) == set(per_epoch)
     assert all(len(values) == CONFIG.epochs for values in probed.probes.values())
     assert all(0 <= v <= 1 for v in probed.metric("precise_bn_val_acc"))
     assert probed.metric("variance_shift")[-1] > 1.2  # dropout raises the training-time variance
@@ -159,3 +166,27 @@ def test_probes_are_recorded_per_epoch_and_leave_the_training_alone(tiny):
 def test_sgd_and_a_sigmoid_output_train(tiny):
     record = train.run(CONFIG.but(optimizer="sgd", learning_rate=0.01, output="sigmoid"), tiny)
     assert np.all(np.isfinite(record.history["loss"]))
+
+
+def test_probes_every_few_steps_record_lists_from_the_first_step_on(tiny):
+    config = train.RunConfig(model="resnet", options={"depth": 8, "width": 4}, inputs="scaled",
+                             epochs=2, batch_size=8, probe_every=2,
+                             probes=("response_std", "gradient_norm"))
+    record = train.run(config, tiny)
+    steps = 2 * len(tiny.x_train) // 8  # 5 steps per epoch
+    assert [len(record.probes[name]) for name in config.probes] == [1 + steps // 2] * 2
+    stds = record.metric("response_std")
+    assert stds.shape == (1 + steps // 2, 7)  # 7 response layers: the convs' batch norms
+    np.testing.assert_allclose(stds[0], 1.0, atol=0.01)  # batch norm at initialization
+    assert record.metric("gradient_norm").shape == (1 + steps // 2, 8)
+    plain = train.run(config.but(probes=(), probe_every=None), tiny)
+    np.testing.assert_allclose(record.history["loss"], plain.history["loss"], rtol=1e-5)
+    assert len(record.train_seconds) == 2
+
+
+def test_an_unused_probe_every_leaves_the_config_and_its_key_as_they_were(tiny):
+    assert "probe_every" not in CONFIG.to_dict()
+    traced = CONFIG.but(probe_every=3, probes=("accuracy",))
+    assert traced.to_dict()["probe_every"] == 3
+    assert train.cache_key(traced, tiny) != train.cache_key(traced.but(probe_every=None), tiny)
+    assert train.Record.from_dict(train.run(traced, tiny).to_dict()).config == traced

@@ -314,6 +314,46 @@ class FusedBatchNorm(BatchNorm):
         return tf.cast(y, self.compute_dtype)
 
 
+@keras.saving.register_keras_serializable(package="normlab")
+class NoisyBatchNorm(keras.layers.BatchNormalization):
+    """Keras's batch norm followed, in training, by noise that moves its output distribution at
+    every step (Santurkar et al., 2018, section 2.1): the opposite of a stable input distribution
+    for the next layer. Explained in chapter 7.
+
+    Each training call draws, for the layer, ``mu ~ U(-mean_range, mean_range)`` and
+    ``sigma ~ U(1, 1 + scale_range)``; then, per element, ``m ~ U(mu - jitter, mu + jitter)`` and
+    ``s ~ N(sigma, jitter)``, and returns ``s * y + m`` for the batch-normalized ``y``. Inference
+    is plain batch norm. Other arguments are those of ``keras.layers.BatchNormalization``.
+
+    Args:
+        mean_range: half-width of the uniform distribution of the step's mean shift.
+        scale_range: width of the uniform distribution of the step's scale above 1.
+        jitter: spread of the per-element shift and scale around the step's values.
+        seed: of the noise; None draws it from Keras's global seed (``keras.utils.set_random_seed``).
+    """
+
+    def __init__(self, mean_range=0.5, scale_range=0.25, jitter=0.1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.mean_range, self.scale_range, self.jitter = mean_range, scale_range, jitter
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None, mask=None):
+        y = super().call(inputs, training=training, mask=mask)
+        if not (training and self.trainable):
+            return y
+        mu = keras.random.uniform((), -self.mean_range, self.mean_range, seed=self.seed_generator)
+        sigma = keras.random.uniform((), 1.0, 1.0 + self.scale_range, seed=self.seed_generator)
+        shape = ops.shape(y)
+        m = mu + keras.random.uniform(shape, -self.jitter, self.jitter, seed=self.seed_generator)
+        s = sigma + self.jitter * keras.random.normal(shape, seed=self.seed_generator)
+        return ops.cast(s, y.dtype) * y + ops.cast(m, y.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mean_range": self.mean_range,
+                "scale_range": self.scale_range, "jitter": self.jitter, "seed": self.seed}
+
+
 def _batch_norm_layers(layer):
     """``layer`` and every layer nested in it that keeps moving batch statistics."""
     if isinstance(layer, (keras.layers.BatchNormalization, BatchNorm)):

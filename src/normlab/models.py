@@ -4,17 +4,20 @@
 LeNet-5 classes; it is both of them, with their bugs fixed, and every difference between them
 (input normalization, the normalization layer, its place next to the activation, dropout) is an
 argument, so an experiment changes one thing at a time. :func:`small_cnn` is the two-convolution
-network of chapters 1 and 4, small enough to train many times in a few minutes.
+network of chapters 1 and 4, small enough to train many times in a few minutes. The deep
+networks of chapter 6, :func:`resnet` (plain or with shortcuts) and :func:`mlp`, and the
+VGG-style :func:`vgg` of chapter 7 name their layers by depth (``conv1``, ``norm1``, ...), so a
+probe can follow a signal through them.
 """
 
 from __future__ import annotations
 
-from normlab.layers import FusedBatchNorm
+from normlab.layers import FusedBatchNorm, NoisyBatchNorm
 from normlab.runtime import import_tensorflow
 
 tf, keras = import_tensorflow()
 
-BUILDERS = ("lenet5", "small_cnn")  # the models normlab.train can train, by name
+BUILDERS = ("lenet5", "small_cnn", "resnet", "vgg", "mlp")  # the models normlab.train can train, by name
 NORMS = ("none", "batch", "batch_fused", "layer", "group")
 OUTPUTS = ("logits", "sigmoid")
 PLACEMENTS = ("before", "after")
@@ -118,6 +121,128 @@ def small_cnn(input_shape, num_classes: int = 10, *, norm: str = "none", momentu
                                          keras.layers.MaxPool2D(2, name=f"pool{index}"))
                      if layer is not None)
     stack.append(keras.layers.Flatten(name="flatten"))
+    stack.append(keras.layers.Dense(num_classes, name="logits"))
+    return keras.Sequential(stack, name=name)
+
+
+class ShortcutA(keras.layers.Layer):
+    """He et al.'s option A shortcut where a block halves the resolution and doubles the
+    channels: every second pixel, and zeros for the new channels, so it has no weights."""
+
+    def __init__(self, filters: int, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+
+    def call(self, inputs):
+        x = inputs[:, ::2, ::2, :]
+        extra = self.filters - x.shape[-1]
+        return tf.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+def resnet(input_shape, num_classes: int = 10, *, depth: int = 20, shortcuts: bool = True,
+           norm: str = "batch", width: int = 16, initializer: str = "he_normal",
+           input_normalization=None, name: str | None = None):
+    """He et al.'s CIFAR-10 network (2016, section 4.2), with identity shortcuts or plain.
+
+    A 3x3 conv, then three stages of ``(depth - 2) / 6`` blocks of two 3x3 convs with ``width``,
+    ``2 width`` and ``4 width`` filters (the first conv of stages 2 and 3 has stride 2), global
+    average pooling and a dense layer: ``depth`` weight layers. Each conv is followed by its
+    normalization and a ReLU; in a block with ``shortcuts`` the block's input is added before the
+    second ReLU (option A: :class:`ShortcutA` where the shape changes). Explained in chapter 6.
+
+    Args:
+        depth: ``6 n + 2`` weight layers: 20, 32, 44, 56, 110, ...
+        shortcuts: identity shortcuts (a ResNet) or none (a plain network of the same depth).
+        norm: normalization after every conv, ``"batch"`` or ``"none"``; with it the convs have
+            no bias.
+        width: filters of the first stage.
+        initializer: of the conv and dense kernels; the paper uses He et al.'s ``"he_normal"``.
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6 n + 2 with n >= 1 (20, 32, 56, ...), got {depth}")
+    if norm not in ("none", "batch"):
+        raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
+    layer = iter(range(1, depth))
+
+    def conv(x, filters, stride=1):
+        i = next(layer)
+        x = keras.layers.Conv2D(filters, 3, stride, padding="same", use_bias=norm == "none",
+                                kernel_initializer=initializer, name=f"conv{i}")(x)
+        norm_ = norm_layer(norm, 4, f"norm{i}")
+        return (x if norm_ is None else norm_(x)), i
+
+    inputs = keras.Input(shape=tuple(input_shape))
+    x = inputs if input_normalization is None else input_normalization(inputs)
+    x, i = conv(x, width)
+    x = keras.layers.ReLU(name=f"relu{i}")(x)
+    for stage in range(3):
+        filters = width * 2**stage
+        for block in range((depth - 2) // 6):
+            stride = 2 if stage and not block else 1
+            y, i = conv(x, filters, stride)
+            y, i = conv(keras.layers.ReLU(name=f"relu{i}")(y), filters)
+            if shortcuts:
+                shortcut = x if stride == 1 else ShortcutA(filters, name=f"shortcut{i}")(x)
+                y = keras.layers.Add(name=f"add{i}")([y, shortcut])
+            x = keras.layers.ReLU(name=f"relu{i}")(y)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(num_classes, kernel_initializer=initializer, name="logits")(x)
+    kind = "resnet" if shortcuts else "plain"
+    return keras.Model(inputs, outputs, name=name or f"{kind}{depth}")
+
+
+def vgg(input_shape, num_classes: int = 10, *, norm: str = "none", widths=(32, 64, 128),
+        convs_per_stage: int = 2, input_normalization=None, name: str = "vgg"):
+    """A VGG-style network, scaled down: stages of ``convs_per_stage`` 3x3 convs with
+    ``widths[s]`` filters, each followed by its normalization and a ReLU, and a 2x2 max-pool
+    after each stage; then a dense layer with logits out. Explained in chapter 7.
+
+    Args:
+        norm: ``"none"``, ``"batch"`` (Keras's layer) or ``"noisy_batch"``
+            (:class:`normlab.layers.NoisyBatchNorm`); with one, the convs have no bias.
+    """
+    if norm not in ("none", "batch", "noisy_batch"):
+        raise ValueError(f"norm must be 'none', 'batch' or 'noisy_batch', got {norm!r}")
+    stack = [keras.Input(shape=tuple(input_shape))]
+    if input_normalization is not None:
+        stack.append(input_normalization)
+    i = 0
+    for stage, filters in enumerate(widths, start=1):
+        for _ in range(convs_per_stage):
+            i += 1
+            stack.append(keras.layers.Conv2D(filters, 3, padding="same", use_bias=norm == "none",
+                                             name=f"conv{i}"))
+            if norm == "noisy_batch":
+                stack.append(NoisyBatchNorm(name=f"norm{i}"))
+            elif norm == "batch":
+                stack.append(keras.layers.BatchNormalization(name=f"norm{i}"))
+            stack.append(keras.layers.ReLU(name=f"relu{i}"))
+        stack.append(keras.layers.MaxPool2D(2, name=f"pool{stage}"))
+    stack.append(keras.layers.Flatten(name="flatten"))
+    stack.append(keras.layers.Dense(num_classes, name="logits"))
+    return keras.Sequential(stack, name=name)
+
+
+def mlp(input_shape, num_classes: int = 10, *, depth: int = 3, units: int = 100,
+        activation: str = "sigmoid", norm: str = "none", input_normalization=None,
+        name: str = "mlp"):
+    """Ioffe and Szegedy's MNIST network (2015, section 4.1): ``depth`` fully connected layers of
+    ``units`` sigmoids, with batch norm (``norm="batch"``) between each linear layer and its
+    nonlinearity, and logits out. Explained in chapter 6."""
+    if norm not in ("none", "batch"):
+        raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
+    stack = [keras.Input(shape=tuple(input_shape))]
+    if input_normalization is not None:
+        stack.append(input_normalization)
+    stack.append(keras.layers.Flatten(name="flatten"))
+    for i in range(1, depth + 1):
+        stack.append(keras.layers.Dense(units, use_bias=norm == "none", name=f"fc{i}"))
+        if norm == "batch":
+            stack.append(keras.layers.BatchNormalization(name=f"norm{i}"))
+        stack.append(keras.layers.Activation(activation, name=f"{activation}{i}"))
     stack.append(keras.layers.Dense(num_classes, name="logits"))
     return keras.Sequential(stack, name=name)
 

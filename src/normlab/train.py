@@ -26,6 +26,8 @@ import numpy as np
 
 from normlab import data, fingerprint, models
 from normlab.layers import precise_batch_norm
+from normlab.probes import (accuracy, gradient_norm, ics, landscape, response_quantiles,
+                            response_std, sigmoid_percentiles)
 from normlab.runtime import device_summary, import_tensorflow, machine_summary, set_seed
 
 tf, keras = import_tensorflow()
@@ -48,7 +50,8 @@ class RunConfig:
     ``n_train``/``n_test`` take a fixed random subset of the dataset (None keeps a split whole);
     the test split is the validation data, as in the article. ``seed`` sets the initial weights,
     the dropout masks and the order of the batches. ``probes`` name functions of :data:`PROBES`
-    measured after every epoch.
+    measured after every epoch or, with ``probe_every``, before training and then every
+    ``probe_every`` training steps (chapters 6 and 7).
     """
 
     model: str = "lenet5"
@@ -62,6 +65,7 @@ class RunConfig:
     n_test: int | None = None
     seed: int = 0
     probes: tuple[str, ...] = ()
+    probe_every: int | None = None
 
     def __post_init__(self):
         builder = getattr(models, self.model, None)
@@ -81,6 +85,15 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown probe(s) {', '.join(sorted(unknown))}; "
                              f"choose from {', '.join(PROBES)}")
+        per_layer = [name for name in self.probes
+                     if str(inspect.signature(PROBES[name]).return_annotation).startswith("list")]
+        if per_layer and self.probe_every is None:
+            raise ValueError(f"probe(s) {', '.join(per_layer)} return one value per layer (a list): "
+                             "measure them with probe_every")
+        if self.probe_every is not None and not (isinstance(self.probe_every, int)
+                                                 and self.probe_every > 0 and self.probes):
+            raise ValueError(f"probe_every must be a positive number of steps, with probes to "
+                             f"measure; got {self.probe_every!r} with probes {self.probes!r}")
         object.__setattr__(self, "probes", tuple(self.probes))
 
     def but(self, **changes) -> RunConfig:
@@ -91,21 +104,27 @@ class RunConfig:
                                    **{k: v for k, v in changes.items() if k in fields})
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "probes": list(self.probes)}
+        """The fields, without an unused ``probe_every``: a config keeps the cache key it had
+        before that field existed."""
+        values = {**dataclasses.asdict(self), "probes": list(self.probes)}
+        if self.probe_every is None:
+            del values["probe_every"]
+        return values
 
 
 @dataclasses.dataclass(frozen=True)
 class Record:
-    """What one run left behind: per-epoch ``history`` (loss, acc, val_loss, val_acc), per-epoch
-    ``probes``, and ``train_seconds``, the wall time of each epoch's training steps (validation
-    and probes excluded) on ``machine``."""
+    """What one run left behind: per-epoch ``history`` (loss, acc, val_loss, val_acc),
+    ``probes`` (a value, a number or a list, per epoch or per ``probe_every`` steps), and
+    ``train_seconds``, the wall time of each epoch's training steps (validation and probes
+    excluded) on ``machine``."""
 
     config: RunConfig
     dataset: str
     device: str
     machine: str
     history: dict[str, list[float]]
-    probes: dict[str, list[float]]
+    probes: dict[str, list]
     train_seconds: list[float]
 
     def metric(self, name: str) -> np.ndarray:
@@ -152,7 +171,8 @@ def _cached(config: RunConfig, dataset: data.Dataset):
     path = cache_dir() / f"{cache_key(config, subset)}.json"
     weights = path.with_suffix(".weights.h5")
     if not (path.is_file() and weights.is_file()):
-        measured, model = _train(config, subset, {name: PROBES[name] for name in config.probes})
+        trainer = _train if config.probe_every is None else _trace
+        measured, model = trainer(config, subset, {name: PROBES[name] for name in config.probes})
         record = Record(config=config, dataset=subset.title, **measured)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.weights.h5")
@@ -190,7 +210,8 @@ def cache_key(config: RunConfig, subset: data.Dataset) -> str:
         "data": [subset.key, fingerprint.arrays(subset.x_train, subset.y_train,
                                                 subset.x_test, subset.y_test)],
         "versions": [tf.__version__, keras.__version__, np.__version__],
-        "code": fingerprint.code("train._train", f"models.{config.model}", *probes),
+        "code": fingerprint.code("train._train" if config.probe_every is None else "train._trace",
+                                 f"models.{config.model}", *probes),
         "record": [field.name for field in dataclasses.fields(Record)],
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
@@ -276,7 +297,9 @@ def variance_shift(model, subset: data.Dataset, config: RunConfig) -> float:
 
 
 PROBES = {"precise_bn_val_acc": precise_bn_val_acc, "batch_stats_val_acc": batch_stats_val_acc,
-          "variance_shift": variance_shift}
+          "variance_shift": variance_shift, "accuracy": accuracy, "response_std": response_std,
+          "gradient_norm": gradient_norm, "sigmoid_percentiles": sigmoid_percentiles,
+          "response_quantiles": response_quantiles, "ics": ics, "landscape": landscape}
 
 
 class _Epochs(keras.callbacks.Callback):
@@ -348,4 +371,56 @@ def _train(config: RunConfig, subset: data.Dataset, probes: dict):
         device=device_summary(), machine=machine_summary(),
         history={name: [float(v) for v in values] for name, values in history.history.items()},
         probes=epochs.values, train_seconds=epochs.seconds)
+    return measured, model
+
+
+class _Steps(keras.callbacks.Callback):
+    """Runs the probes before the first step and after every ``config.probe_every`` steps, and
+    times each epoch's training steps without the probes."""
+
+    def __init__(self, probes, subset, config):
+        super().__init__()
+        self.probes, self.subset, self.config = probes, subset, config
+        self.values = {name: [] for name in probes}
+        self.seconds, self.steps = [], 0
+        self._start = self._probing = None
+
+    def _measure(self):
+        start = time.perf_counter()
+        for name, probe in self.probes.items():
+            self.values[name].append(np.asarray(probe(self.model, self.subset, self.config)).tolist())
+        if self._probing is not None:
+            self._probing += time.perf_counter() - start
+
+    def on_train_begin(self, logs=None):
+        self._measure()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._probing = time.perf_counter(), 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.steps % self.config.probe_every == 0:
+            self._measure()
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start - self._probing)
+            self._start = None
+
+
+def _trace(config: RunConfig, subset: data.Dataset, probes: dict):
+    """:func:`_train` with the probes measured every ``config.probe_every`` steps (:class:`_Steps`),
+    which may return lists (one value per layer, ...)."""
+    set_seed(config.seed)
+    model = _compile(_build(config, subset), config)
+    steps = _Steps(probes, subset, config)
+    history = model.fit(
+        data.pipeline(subset.x_train, subset.y_train, config.batch_size, shuffle_seed=config.seed),
+        validation_data=data.pipeline(subset.x_test, subset.y_test, 1024),
+        epochs=config.epochs, shuffle=False, verbose=0, callbacks=[steps])
+    measured = dict(
+        device=device_summary(), machine=machine_summary(),
+        history={name: [float(v) for v in values] for name, values in history.history.items()},
+        probes=steps.values, train_seconds=steps.seconds)
     return measured, model

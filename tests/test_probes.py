@@ -1,0 +1,160 @@
+"""The probes of chapters 6 and 7, checked where the answer is known in closed form, and checked
+to leave a model exactly as they found it."""
+
+import numpy as np
+import pytest
+
+from normlab import data, layers, models, probes, runtime, train
+
+tf, keras = runtime.import_tensorflow()
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(32, 3)).astype("float32")
+Y = RNG.normal(size=(32, 1)).astype("float32")
+
+
+def linear(units=(1,), learning_rate=0.1):
+    """Dense layers without bias or activation, trained on a squared error: every gradient and
+    every step has a closed form."""
+    model = keras.Sequential([keras.Input((3,))] + [
+        keras.layers.Dense(u, use_bias=False, name=f"fc{i}") for i, u in enumerate(units, 1)])
+    model.compile(keras.optimizers.SGD(learning_rate), "mse")
+    return model
+
+
+def mse_gradient(x, w, y):  # L = mean((x w - y)^2)
+    return 2 / len(x) * x.T @ (x @ w - y)
+
+
+def test_gradient_norms_are_those_of_a_linear_least_squares_problem():
+    model = linear()
+    w = model.get_layer("fc1").kernel.numpy()
+    norms = probes.gradient_norms(model, X, Y)
+    assert list(norms) == ["fc1"]
+    np.testing.assert_allclose(norms["fc1"], np.linalg.norm(mse_gradient(X, w, Y)), rtol=1e-5)
+
+
+def test_the_landscape_of_a_quadratic_loss_is_known_exactly():
+    """For L(w) = mean((x w - y)^2) the Hessian is H = 2 x^T x / N: the loss along -g is
+    L - eta |g|^2 + eta^2 g^T H g / 2, the gradient changes by eta |H g|, and beta = |H g| / |g|."""
+    model = linear()
+    w = model.get_layer("fc1").kernel.numpy().astype(float)
+    x, y = X.astype(float), Y.astype(float)
+    g, hessian = mse_gradient(x, w, y), 2 / len(x) * x.T @ x
+    loss = float(np.mean((x @ w - y) ** 2))
+    etas = np.array([0.05, 0.1, 0.2, 0.4])
+    walk = probes.loss_landscape(model, X, Y, etas)
+    curvature = (g.T @ hessian @ g).item()
+    np.testing.assert_allclose(walk["loss_at_w"], loss, rtol=1e-5)
+    np.testing.assert_allclose(walk["loss"], loss - etas * (g**2).sum() + etas**2 * curvature / 2,
+                               rtol=1e-4)
+    np.testing.assert_allclose(walk["gradient_change"], etas * np.linalg.norm(hessian @ g), rtol=1e-4)
+    np.testing.assert_allclose(walk["beta"], np.linalg.norm(hessian @ g) / np.linalg.norm(g), rtol=1e-4)
+    assert walk["beta"] <= np.linalg.eigvalsh(hessian).max() * (1 + 1e-5)
+
+
+def test_internal_covariate_shift_follows_definition_2_1_on_a_two_layer_linear_net():
+    """Layer 2's gradient is taken again after layer 1 (and only layer 1) took its SGD step."""
+    lr = 0.1
+    model = linear(units=(2, 1), learning_rate=lr)
+    w1, w2 = (model.get_layer(n).kernel.numpy().astype(float) for n in ("fc1", "fc2"))
+    x, y = X.astype(float), Y.astype(float)
+
+    def gradients(w1, w2):
+        r = 2 / len(x) * (x @ w1 @ w2 - y)
+        return x.T @ r @ w2.T, (x @ w1).T @ r
+
+    g1, g2 = gradients(w1, w2)
+    _, g2_after = gradients(w1 - lr * g1, w2)
+    shift = probes.internal_covariate_shift(model, X, Y)
+    assert shift["fc1"] == pytest.approx((0.0, 1.0), abs=1e-6)  # nothing comes before layer 1
+    cos = float(g2.ravel() @ g2_after.ravel() / np.linalg.norm(g2) / np.linalg.norm(g2_after))
+    np.testing.assert_allclose(shift["fc2"], (np.linalg.norm(g2 - g2_after), cos), rtol=1e-4)
+
+
+def test_update_ratios_are_the_sgd_step_over_the_weight():
+    model = linear(learning_rate=0.05)
+    w = model.get_layer("fc1").kernel.numpy()
+    expected = 0.05 * np.linalg.norm(mse_gradient(X, w, Y)) / np.linalg.norm(w)
+    np.testing.assert_allclose(probes.update_ratios(model, X, Y)["fc1"], expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="compile the model"):
+        probes.update_ratios(keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]), X, Y)
+
+
+def test_activation_statistics_and_saturation_match_numpy():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="fc1"),
+                              keras.layers.Activation("sigmoid", name="sigmoid1"),
+                              keras.layers.Dense(4, name="fc2"), keras.layers.ReLU(name="relu2"),
+                              keras.layers.Dense(1, name="out")])
+    x = 10 * X
+    outputs = probes.layer_outputs(model, x, ["fc1", "sigmoid1", "relu2"])
+    np.testing.assert_allclose(outputs["fc1"], x @ model.get_layer("fc1").kernel.numpy(), rtol=1e-5,
+                               atol=1e-5)
+    assert probes.activation_std(model, x) == pytest.approx(
+        {"fc1": outputs["fc1"].std(), "fc2": np.std(model.get_layer("fc2")(outputs["sigmoid1"]))},
+        rel=1e-5)
+    a = outputs["sigmoid1"]
+    expected = {"sigmoid1": np.mean(4 * a * (1 - a) < 0.05), "relu2": np.mean(outputs["relu2"] <= 0)}
+    assert probes.saturated_fraction(model, x, ["sigmoid1", "relu2"]) == pytest.approx(expected)
+    assert 0 < expected["sigmoid1"] < 1
+    with pytest.raises(ValueError, match="saturation is defined"):
+        probes.saturated_fraction(model, x, ["fc1"])
+
+
+def test_response_layers_are_the_normalized_outputs_of_every_hidden_weight_layer():
+    with_bn = models.resnet((8, 8, 1), depth=8, width=4)
+    assert probes.response_layers(with_bn) == [f"norm{i}" for i in range(1, 8)]
+    assert probes.response_layers(models.resnet((8, 8, 1), depth=8, width=4, norm="none")) == [
+        f"conv{i}" for i in range(1, 8)]
+    assert probes.response_layers(models.mlp((4, 4, 1), norm="batch")) == ["norm1", "norm2", "norm3"]
+
+
+def snapshot(model):
+    return [v.numpy().copy() for v in [*model.variables, *model.optimizer.variables]]
+
+
+def test_every_probe_leaves_weights_optimizer_state_moving_statistics_and_noise_alone():
+    """A probe between two training steps changes nothing that the next step sees: the weights
+    after the second step are those of a twin that was never probed."""
+    rng = np.random.default_rng(1)
+    subset = data.Dataset("fashion_mnist", rng.integers(0, 256, (64, 8, 8, 1), dtype=np.uint8),
+                          rng.integers(0, 10, 64), rng.integers(0, 256, (32, 8, 8, 1), dtype=np.uint8),
+                          rng.integers(0, 10, 32), "test")
+    config = train.RunConfig(model="vgg", batch_size=16, optimizer="sgd", learning_rate=0.1)
+    x, y = subset.x_train[:16].astype("float32"), subset.y_train[:16]
+
+    def trained_once():
+        runtime.set_seed(0)
+        model = models.vgg((8, 8, 1), norm="noisy_batch", widths=(4, 8))
+        model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.train_on_batch(x, y)
+        return model
+
+    probed, twin = trained_once(), trained_once()
+    before = snapshot(probed)
+    assert any(isinstance(layer, layers.NoisyBatchNorm) for layer in probed.layers)
+    probes.gradient_norms(probed, x, y)
+    probes.update_ratios(probed, x, y)
+    probes.internal_covariate_shift(probed, x, y)
+    probes.loss_landscape(probed, x, y, [0.1, 0.2])
+    probes.saturated_fraction(probed, x, ["relu1"])
+    for name in ("response_std", "gradient_norm", "response_quantiles", "ics", "landscape",
+                 "accuracy"):
+        train.PROBES[name](probed, subset, config)
+    for old, new in zip(before, snapshot(probed), strict=True):
+        np.testing.assert_array_equal(old, new)
+    probed.train_on_batch(x, y)
+    twin.train_on_batch(x, y)
+    for a, b in zip(snapshot(probed), snapshot(twin), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sigmoid_percentiles_follow_one_unit_of_the_last_hidden_layer():
+    rng = np.random.default_rng(2)
+    subset = data.Dataset("fashion_mnist", rng.integers(0, 256, (8, 4, 4, 1), dtype=np.uint8),
+                          rng.integers(0, 10, 8), rng.integers(0, 256, (50, 4, 4, 1), dtype=np.uint8),
+                          rng.integers(0, 10, 50), "test")
+    model = models.mlp((4, 4, 1), norm="batch")
+    inputs = probes.layer_outputs(model, subset.x_test, ["norm3"])["norm3"][:, 0]
+    assert probes.sigmoid_percentiles(model, subset, None) == pytest.approx(
+        np.percentile(inputs, [15, 50, 85]).tolist(), rel=1e-5)

@@ -32,10 +32,12 @@ ORIGINS = {
     "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     "fashion_mnist": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
                      "train-labels-idx1-ubyte.gz",
+    "mnist": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
 }
-NAMES = ("default", "cifar10", "fashion_mnist")
-TITLES = {"cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST"}
+NAMES = ("default", "cifar10", "fashion_mnist", "mnist")
+TITLES = {"cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST"}
 CLASS_NAMES = {
+    "mnist": tuple(str(digit) for digit in range(10)),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer",
                 "dog", "frog", "horse", "ship", "truck"),
     "fashion_mnist": ("T-shirt/top", "trouser", "pullover", "dress", "coat",
@@ -122,7 +124,8 @@ class Dataset:
 
 def load(name: str = "default", *, fashion_mnist_dir: Path | str = DEBIAN_FASHION_MNIST_DIR
          ) -> Dataset:
-    """Load ``"cifar10"``, ``"fashion_mnist"`` or ``"default"`` (CIFAR-10, else Fashion-MNIST).
+    """Load ``"cifar10"``, ``"fashion_mnist"``, ``"default"`` (CIFAR-10, else Fashion-MNIST) or
+    ``"mnist"`` (MNIST, else Fashion-MNIST: chapter 6 repeats a figure made on MNIST).
 
     Under the ``smoke`` profile, Fashion-MNIST falls back to the bundled sample when neither the
     Debian package nor a download can provide it.
@@ -132,6 +135,13 @@ def load(name: str = "default", *, fashion_mnist_dir: Path | str = DEBIAN_FASHIO
     if name == "cifar10":
         return _load_cifar10()
     notes = []
+    if name == "mnist":
+        try:
+            (x_train, y_train), (x_test, y_test) = _through_keras("mnist")
+            return _dataset("mnist", x_train, y_train, x_test, y_test, source="keras.datasets")
+        except DatasetUnavailableError:
+            notes.append("MNIST could not be downloaded here, so this run uses Fashion-MNIST, "
+                         "the same size and shape but harder.")
     if name == "default":
         try:
             return _load_cifar10()

@@ -144,7 +144,7 @@ class ShortcutA(keras.layers.Layer):
 
 def resnet(input_shape, num_classes: int = 10, *, depth: int = 20, shortcuts: bool = True,
            norm: str = "batch", width: int = 16, initializer: str = "he_normal",
-           input_normalization=None, name: str | None = None):
+           momentum: float = 0.9, input_normalization=None, name: str | None = None):
     """He et al.'s CIFAR-10 network (2016, section 4.2), with identity shortcuts or plain.
 
     A 3x3 conv, then three stages of ``(depth - 2) / 6`` blocks of two 3x3 convs with ``width``,
@@ -160,6 +160,9 @@ def resnet(input_shape, num_classes: int = 10, *, depth: int = 20, shortcuts: bo
             no bias.
         width: filters of the first stage.
         initializer: of the conv and dense kernels; the paper uses He et al.'s ``"he_normal"``.
+        momentum: of the batch-norm moving averages: 0.9, the default of the Torch code the
+            papers' networks were trained with (Keras's 0.99 averages over more steps than a
+            short run has, chapter 4).
     """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6 n + 2 with n >= 1 (20, 32, 56, ...), got {depth}")
@@ -171,7 +174,7 @@ def resnet(input_shape, num_classes: int = 10, *, depth: int = 20, shortcuts: bo
         i = next(layer)
         x = keras.layers.Conv2D(filters, 3, stride, padding="same", use_bias=norm == "none",
                                 kernel_initializer=initializer, name=f"conv{i}")(x)
-        norm_ = norm_layer(norm, 4, f"norm{i}")
+        norm_ = norm_layer(norm, 4, f"norm{i}", momentum)
         return (x if norm_ is None else norm_(x)), i
 
     inputs = keras.Input(shape=tuple(input_shape))
@@ -195,7 +198,8 @@ def resnet(input_shape, num_classes: int = 10, *, depth: int = 20, shortcuts: bo
 
 
 def vgg(input_shape, num_classes: int = 10, *, norm: str = "none", widths=(32, 64, 128),
-        convs_per_stage: int = 2, input_normalization=None, name: str = "vgg"):
+        convs_per_stage: int = 2, momentum: float = 0.9, input_normalization=None,
+        name: str = "vgg"):
     """A VGG-style network, scaled down: stages of ``convs_per_stage`` 3x3 convs with
     ``widths[s]`` filters, each followed by its normalization and a ReLU, and a 2x2 max-pool
     after each stage; then a dense layer with logits out. Explained in chapter 7.
@@ -203,6 +207,7 @@ def vgg(input_shape, num_classes: int = 10, *, norm: str = "none", widths=(32, 6
     Args:
         norm: ``"none"``, ``"batch"`` (Keras's layer) or ``"noisy_batch"``
             (:class:`normlab.layers.NoisyBatchNorm`); with one, the convs have no bias.
+        momentum: of the batch-norm moving averages (see :func:`resnet`).
     """
     if norm not in ("none", "batch", "noisy_batch"):
         raise ValueError(f"norm must be 'none', 'batch' or 'noisy_batch', got {norm!r}")
@@ -216,9 +221,9 @@ def vgg(input_shape, num_classes: int = 10, *, norm: str = "none", widths=(32, 6
             stack.append(keras.layers.Conv2D(filters, 3, padding="same", use_bias=norm == "none",
                                              name=f"conv{i}"))
             if norm == "noisy_batch":
-                stack.append(NoisyBatchNorm(name=f"norm{i}"))
+                stack.append(NoisyBatchNorm(momentum=momentum, name=f"norm{i}"))
             elif norm == "batch":
-                stack.append(keras.layers.BatchNormalization(name=f"norm{i}"))
+                stack.append(keras.layers.BatchNormalization(momentum=momentum, name=f"norm{i}"))
             stack.append(keras.layers.ReLU(name=f"relu{i}"))
         stack.append(keras.layers.MaxPool2D(2, name=f"pool{stage}"))
     stack.append(keras.layers.Flatten(name="flatten"))
@@ -227,11 +232,11 @@ def vgg(input_shape, num_classes: int = 10, *, norm: str = "none", widths=(32, 6
 
 
 def mlp(input_shape, num_classes: int = 10, *, depth: int = 3, units: int = 100,
-        activation: str = "sigmoid", norm: str = "none", input_normalization=None,
-        name: str = "mlp"):
+        activation: str = "sigmoid", norm: str = "none", momentum: float = 0.9,
+        input_normalization=None, name: str = "mlp"):
     """Ioffe and Szegedy's MNIST network (2015, section 4.1): ``depth`` fully connected layers of
     ``units`` sigmoids, with batch norm (``norm="batch"``) between each linear layer and its
-    nonlinearity, and logits out. Explained in chapter 6."""
+    nonlinearity, and logits out; ``momentum`` as in :func:`resnet`. Explained in chapter 6."""
     if norm not in ("none", "batch"):
         raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
     stack = [keras.Input(shape=tuple(input_shape))]
@@ -241,7 +246,7 @@ def mlp(input_shape, num_classes: int = 10, *, depth: int = 3, units: int = 100,
     for i in range(1, depth + 1):
         stack.append(keras.layers.Dense(units, use_bias=norm == "none", name=f"fc{i}"))
         if norm == "batch":
-            stack.append(keras.layers.BatchNormalization(name=f"norm{i}"))
+            stack.append(keras.layers.BatchNormalization(momentum=momentum, name=f"norm{i}"))
         stack.append(keras.layers.Activation(activation, name=f"{activation}{i}"))
     stack.append(keras.layers.Dense(num_classes, name="logits"))
     return keras.Sequential(stack, name=name)

@@ -15,30 +15,36 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 PROFILE_VARIABLE = "NORMLAB_PROFILE"
-PROFILES = ("full", "smoke")
+PROFILES = ("full", "smoke", "paper")
 # The oldest versions every chapter has been run with; a chapter may ask for more in its setup.
 MINIMUM_VERSIONS = {"tensorflow": "2.19", "keras": "3.10"}
 
 
 @dataclass(frozen=True)
 class Profile:
-    """How big a run is: ``full`` is the real experiment, ``smoke`` only proves the code runs."""
+    """How big a run is: ``full`` is the real experiment, ``smoke`` only proves the code runs,
+    and ``paper``, where a chapter defines it, runs at the scale of the paper it repeats (a GPU's
+    work: chapters 6 and 7); elsewhere ``paper`` is ``full``."""
 
     name: str
 
-    def pick(self, *, full, smoke):
+    def pick(self, *, full, smoke, paper=None):
         """Return the value meant for this profile, e.g. ``epochs = P.pick(full=10, smoke=1)``."""
-        return full if self.name == "full" else smoke
+        if self.name == "paper" and paper is not None:
+            return paper
+        return smoke if self.name == "smoke" else full
 
     def table(self, **rows) -> SimpleNamespace:
-        """Each row's value for this profile, from ``name=(full, smoke)`` pairs: one table per
-        chapter says what every experiment trains under both profiles, e.g.
-        ``S = P.table(seeds=([0, 1, 2, 3, 4], [0, 1]), epochs=(10, 2))``, then ``S.epochs``."""
+        """Each row's value for this profile, from ``name=(full, smoke)`` pairs, or
+        ``(full, smoke, paper)`` triples: one table per chapter says what every experiment trains
+        under each profile, e.g. ``S = P.table(seeds=([0, 1, 2, 3, 4], [0, 1]), epochs=(10, 2))``,
+        then ``S.epochs``."""
         for name, row in rows.items():
-            if not (isinstance(row, tuple) and len(row) == 2):
-                raise ValueError(f"row {name!r} must be a (full, smoke) pair, got {row!r}")
-        return SimpleNamespace(**{name: self.pick(full=full, smoke=smoke)
-                                  for name, (full, smoke) in rows.items()})
+            if not (isinstance(row, tuple) and len(row) in (2, 3)):
+                raise ValueError(f"row {name!r} must be a (full, smoke) pair or a (full, smoke, "
+                                 f"paper) triple, got {row!r}")
+        return SimpleNamespace(**{name: self.pick(**dict(zip(("full", "smoke", "paper"), row)))
+                                  for name, row in rows.items()})
 
     @property
     def is_smoke(self) -> bool:
@@ -52,7 +58,7 @@ def profile() -> Profile:
         raise ValueError(
             f"{PROFILE_VARIABLE}={name!r} is not a known profile; use one of {', '.join(PROFILES)} "
             "('full' runs the real experiments, 'smoke' runs tiny versions that only prove the "
-            "code works)."
+            "code works, 'paper' runs chapters 6 and 7 at their papers' scale, for a GPU)."
         )
     return Profile(name)
 

@@ -26,8 +26,15 @@ import numpy as np
 
 from normlab import data, fingerprint, models
 from normlab.layers import precise_batch_norm
-from normlab.probes import (accuracy, gradient_norm, ics, landscape, response_quantiles,
-                            response_std, sigmoid_percentiles)
+from normlab.probes import (
+    accuracy,
+    gradient_norm,
+    ics,
+    landscape,
+    response_quantiles,
+    response_std,
+    sigmoid_percentiles,
+)
 from normlab.runtime import device_summary, import_tensorflow, machine_summary, set_seed
 
 tf, keras = import_tensorflow()

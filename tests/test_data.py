@@ -38,6 +38,7 @@ def offline(monkeypatch):
 
     monkeypatch.setattr(data, "_reachable", lambda url: False)
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", no_network)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", no_network)
     monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", no_network)
 
 
@@ -151,9 +152,21 @@ def test_cifar10_through_keras_is_reshaped_to_the_book_layout(monkeypatch):
     assert ds.class_names[3] == "cat"
 
 
+def test_mnist_through_keras_or_else_fashion_mnist_saying_so(tiny_fashion_mnist, offline,
+                                                               monkeypatch):
+    ds = data.load("mnist", fashion_mnist_dir=tiny_fashion_mnist[0])
+    assert ds.key == "fashion_mnist" and "MNIST could not be downloaded" in ds.describe()
+    x = np.zeros((3, 28, 28), np.uint8)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data",
+                        lambda: ((x, np.array([7, 1, 0])), (x[:1], np.array([4]))))
+    digits = data.load("mnist")
+    assert digits.title == "MNIST" and digits.note == "" and digits.x_train.shape == (3, 28, 28, 1)
+    assert digits.class_names[7] == "7"
+
+
 def test_unknown_name_is_rejected():
-    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*fashion_mnist"):
-        data.load("mnist")
+    with pytest.raises(ValueError, match=r"unknown dataset 'emnist'.*fashion_mnist"):
+        data.load("emnist")
 
 
 def test_bad_idx_file_is_rejected(tmp_path):

@@ -30,6 +30,16 @@ def test_pick_chooses_by_profile():
     assert runtime.Profile("smoke").is_smoke
 
 
+def test_the_paper_profile_takes_its_own_value_where_a_chapter_gives_one_else_full():
+    paper = runtime.Profile("paper")
+    assert paper.pick(full=10, smoke=1, paper=100) == 100 and paper.pick(full=10, smoke=1) == 10
+    table = paper.table(epochs=(10, 1, 100), seeds=([0, 1, 2], [0, 1]))
+    assert (table.epochs, table.seeds) == (100, [0, 1, 2])
+    assert runtime.Profile("full").table(epochs=(10, 1, 100)).epochs == 10
+    with pytest.raises(ValueError, match="pair or a"):
+        paper.table(epochs=(10,))
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
 def test_bad_seed_is_rejected(seed):
     with pytest.raises(ValueError, match="seed"):

@@ -110,6 +110,8 @@ HYGIENE = {
     "TensorFlow start-up noise": r"absl::InitializeLog|cpu_feature_guard|oneDNN custom operations|"
                                  r"cuda_|cudart_stub|^[IWE]\d{4} \d\d:",
     "progress bar": r"\d+/\d+ (?:\[=*>?\.*\]|━+)",
+    "stray repr of a result (end the cell with a statement)":
+        r"^(?:Comparison|Difference|Estimate|Record|RunConfig)\(",
 }
 
 

@@ -43,7 +43,7 @@ class Profile:
             if not (isinstance(row, tuple) and len(row) in (2, 3)):
                 raise ValueError(f"row {name!r} must be a (full, smoke) pair or a (full, smoke, "
                                  f"paper) triple, got {row!r}")
-        return SimpleNamespace(**{name: self.pick(**dict(zip(("full", "smoke", "paper"), row)))
+        return SimpleNamespace(**{name: self.pick(**dict(zip(("full", "smoke", "paper"), row)))  # noqa: B905
                                   for name, row in rows.items()})
 
     @property

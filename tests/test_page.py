@@ -37,3 +37,9 @@ def test_expect_error_fails_when_nothing_is_raised_or_another_error_is():
     with pytest.raises(KeyError):
         with page.expect_error(ValueError):
             raise KeyError("not the expected kind")
+
+
+def test_verdict_prints_and_returns_the_comparison(capsys):
+    comparison = page.verdict("gain", [0.61, 0.62, 0.63], [0.50, 0.51, 0.52])
+    assert comparison.resolved and comparison.sentence.startswith("higher by 11.0 points")
+    assert capsys.readouterr().out == f"gain: {comparison.sentence}\n"

@@ -5,6 +5,7 @@ are executed, checked or turned into reader notebooks does not make their output
 
 :func:`glue` hands a computed value to the prose (myst-nb's ``{glue}`` role on the website, plain
 text in the reader notebooks), so every number in the text comes from the run.
+:func:`verdict` glues and prints a comparison of two sets of runs.
 :func:`expect_error` shows an error a chapter means to show without stopping "Run all".
 """
 
@@ -35,6 +36,18 @@ def glue(name: str, value, display: bool = False, *, markdown: bool = False) -> 
     except ImportError:
         return
     myst_glue(name, value, display=display)
+
+
+def verdict(name: str, a, b, **how):
+    """Compare two sets of runs with :func:`normlab.stats.compare` (``how`` are its options),
+    glue the sentence for ``{glue:md}`name```, print it, and return the comparison, so the prose
+    and the cell output say the same. Explained in chapter 5."""
+    from normlab.stats import compare
+
+    comparison = compare(a, b, **how)
+    glue(name, comparison.markdown(), markdown=True)
+    print(f"{name}: {comparison}")
+    return comparison
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The benchmark scripts run and report a ratio (their timings are read by people, not asserted)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +24,30 @@ def test_lenet_epoch_benchmark_prints_the_ratio():
         capture_output=True, text=True, check=True)
     assert "model.fit(numpy arrays)" in result.stdout and "on 512 Fashion-MNIST images" in result.stdout
     assert "ratio pipeline / numpy: " in result.stdout and result.stderr == ""
+
+
+def chapter_times():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import chapter_times
+    finally:
+        sys.path.pop(0)
+    return chapter_times
+
+
+def test_the_intro_shows_the_stored_chapter_times():
+    times = chapter_times()
+    results = json.loads(times.RESULTS.read_text())
+    assert times.TABLE.read_text() == times.table(results), "run: benchmarks/chapter_times.py --table-only"
+    chapters = {p.stem for p in (ROOT / "book").glob("[0-9]*.ipynb")}
+    for machine in results.values():
+        assert set(machine) <= chapters
+    measured = {chapter for machine in results.values() for chapter, by_profile in machine.items()
+                if {"smoke", "full"} <= set(by_profile)}
+    assert measured == chapters, f"not measured yet: {sorted(chapters - measured)}"
+
+
+def test_chapter_times_read_as_durations():
+    duration = chapter_times().duration
+    assert [duration(s) for s in (9.4, 59.6, 61, 3599, 3600 + 125, None)] == [
+        "9 s", "1 min 00 s", "1 min 01 s", "59 min 59 s", "1 h 02 min", "not measured"]

@@ -1,8 +1,10 @@
 """Checks of the book as a whole: the chapters in the TOC, their stored outputs, the site build."""
 
+import base64
 import json
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from normlab import notebooks
+from normlab import notebooks, plots
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -149,6 +151,19 @@ def test_colab_setup_cell_does_nothing_when_normlab_is_installed():
     python = setup.replace("!pip", "raise SystemExit  # pip")  # IPython's ! syntax, not reached
     result = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout == result.stderr == ""
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_figures_fit_the_column_at_twice_their_resolution(path):
+    """The website shows a figure at its stored width, at most the text column (plots.COLUMN_WIDTH),
+    from a PNG with twice as many pixels, so that it stays sharp on a phone and when zoomed."""
+    figures = [out for cell in code_cells(read(path)) for out in cell.outputs
+               if "image/png" in out.get("data", {})]
+    for out in figures:
+        width = out.metadata["image/png"]["width"]
+        pixels = struct.unpack(">I", base64.b64decode(out.data["image/png"])[16:20])[0]
+        assert width <= (plots.COLUMN_WIDTH + 0.2) * plots.STYLE["figure.dpi"]
+        assert abs(pixels - 2 * width) <= 1, (pixels, width)
 
 
 def test_book_builds_without_a_warning(website):

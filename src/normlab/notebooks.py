@@ -78,29 +78,38 @@ def problems(nb) -> list[str]:
     return found
 
 
-def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> float:
-    """Run a notebook in place under ``profile``, stamp it and save it; returns seconds taken."""
-    import nbformat
+def run(nb, directory: Path | str, profile: str, timeout: int = 3600, **environment: str) -> float:
+    """Execute ``nb`` in memory as a reader's Jupyter would, from ``directory``, under ``profile``
+    and extra environment variables (``NORMLAB_CACHE=...``); returns the seconds it took."""
     from nbclient import NotebookClient
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    environment = {PROFILE_VARIABLE: profile, **environment}
+    previous = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)  # the kernel inherits this process's environment
+    start = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                       resources={"metadata": {"path": str(directory)}}).execute()
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+    return time.perf_counter() - start
+
+
+def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> float:
+    """Run a notebook in place under ``profile``, stamp it and save it; returns seconds taken."""
+    import nbformat
+
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     # Stamped from the code as it is now: an edit made while the chapter runs leaves it stale.
     metadata = {"profile": profile, "uses": uses(nb), "stamp": stamp(nb, profile)}
-    previous = os.environ.get(PROFILE_VARIABLE)
-    os.environ[PROFILE_VARIABLE] = profile
-    start = time.perf_counter()
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        if previous is None:
-            del os.environ[PROFILE_VARIABLE]
-        else:
-            os.environ[PROFILE_VARIABLE] = previous
-    seconds = time.perf_counter() - start
+    seconds = run(nb, path.parent, profile, timeout)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)

@@ -50,8 +50,9 @@ def _half_width(se: float, df: float, confidence: float) -> float:
     return float(_scipy_stats.t.ppf(0.5 + confidence / 2, df)) * se
 
 
-def _number(value: float, digits: int) -> str:
-    """A number with a typeset minus sign (U+2212), never a negative zero."""
+def number(value: float, digits: int) -> str:
+    """A number with a typeset minus sign (U+2212), never a negative zero: how the prose prints
+    a signed number (chapter 5 glues one)."""
     text = f"{value:.{digits}f}"
     if float(text) == 0.0:
         text = text.lstrip("-")
@@ -64,7 +65,7 @@ def _bound(value: float, digits: int) -> str:
     extra = 0
     while extra < 3 and value != 0 and round(abs(value), digits + extra) == 0:
         extra += 1
-    return _number(value, digits + extra)
+    return number(value, digits + extra)
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,11 @@ class Estimate:
 
     def text(self, scale: float = 1.0, digits: int = 3) -> str:
         """``"0.886 ± 0.004"``: mean ± sample std, the spread of single runs."""
-        return f"{_number(scale * self.mean, digits)} ± {_number(scale * self.std, digits)}"
+        return f"{number(scale * self.mean, digits)} ± {number(scale * self.std, digits)}"
 
     def ci_text(self, scale: float = 1.0, digits: int = 3) -> str:
         """``"0.886 (95 % CI 0.881 to 0.891, 3 seeds)"``: where the mean itself lies."""
-        return (f"{_number(scale * self.mean, digits)} ({_percent(self.confidence)} CI "
+        return (f"{number(scale * self.mean, digits)} ({_percent(self.confidence)} CI "
                 f"{_bound(scale * self.low, digits)} to {_bound(scale * self.high, digits)}, "
                 f"{_seeds(self.n)})")
 
@@ -190,12 +191,12 @@ def compare(a, b, *, paired: bool = False, scale: float = 100.0, unit: str = "po
     else:
         runs = f"{d.n_a} and {_seeds(d.n_b)}"
     if d.resolved:
-        verdict = f"{higher if d.value > 0 else lower} by {_number(abs(scale * d.value), digits)}{unit}"
+        verdict = f"{higher if d.value > 0 else lower} by {number(abs(scale * d.value), digits)}{unit}"
         sentence = f"{verdict} ({interval}, {runs})"
     else:
         counts = _seeds(d.n_a) if d.n_a == d.n_b else f"{d.n_a} and {_seeds(d.n_b)}"
         verdict = f"no reliable difference at {counts}"
-        sentence = (f"{verdict} ({_number(scale * d.value, digits)}{unit}, {interval}"
+        sentence = (f"{verdict} ({number(scale * d.value, digits)}{unit}, {interval}"
                     f"{', paired' if d.paired else ''})")
     return Comparison(d, sentence, verdict)
 

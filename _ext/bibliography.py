@@ -1,0 +1,127 @@
+"""The book's bibliography style, ``authoryear``: registered in ``_config.yml``
+(``bibtex_default_style``).
+
+The in-text citations are author-year (``bibtex_reference_style: author_year``); this style makes
+the references page match them:
+
+* every entry is labelled as the text cites it: ``[Ioffe and Szegedy, 2015]``,
+  ``[Santurkar et al., 2018]``, ``[Normalization Layer in Keras, n.d.]`` for a work without
+  authors (the label is built with sphinxcontrib-bibtex's own author-year templates, so the two
+  cannot drift apart);
+* entries are sorted by author (family names, accents and braces ignored), then year, then title;
+* titles keep the case they have in ``references.bib`` (the ``unsrt`` style lower-cases them);
+* entries whose citation would read the same (three works of *LeCun et al., 1998*) get the
+  letters a, b, c... after the year, both in the text and on the references page, as in every
+  author-year book. The letters are given in the order of the references page, to the entries
+  the book cites.
+"""
+
+import re
+import unicodedata
+from types import SimpleNamespace
+
+from pybtex.plugin import register_plugin
+from pybtex.richtext import Text
+from pybtex.style.formatting.unsrt import Style as UnsrtStyle
+from pybtex.style.formatting.unsrt import date, pages
+from pybtex.style.labels import BaseLabelStyle
+from pybtex.style.sorting import BaseSortingStyle
+from pybtex.style.template import field, join, optional, sentence, together, words
+from sphinxcontrib.bibtex.style.referencing import PersonStyle
+from sphinxcontrib.bibtex.style.template import year
+
+NAME = "authoryear"
+ORIGINAL_YEAR = "normlab_original_year"  # where a disambiguated entry keeps its own year
+
+# What an author-year citation shows before the year, exactly as the author_year reference style
+# writes it (one or two family names, else the first and "et al.", else the title).
+_PERSON = PersonStyle()
+_CITED_NAMES = _PERSON.author_or_editor_or_title(full=False)
+_LABEL = join(sep=", ")[_CITED_NAMES, year]
+
+
+def _render(template, entry) -> str:
+    return template.format_data({"entry": entry, "style": SimpleNamespace(person=_PERSON)}).render_as("text")
+
+
+def _fold(latex: str) -> str:
+    """Plain, accent-free, case-folded text of a BibTeX value, for sorting."""
+    text = Text.from_latex(latex).render_as("text")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+class AuthorYearLabelStyle(BaseLabelStyle):
+    """Labels an entry as its author-year citation reads: ``Ioffe and Szegedy, 2015``."""
+
+    def format_labels(self, sorted_entries):
+        for entry in sorted_entries:
+            yield _render(_LABEL, entry)
+
+
+class AuthorYearSortingStyle(BaseSortingStyle):
+    """Sorts by family names (then given names) of all authors, then year, then title."""
+
+    def sorting_key(self, entry):
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [(" ".join(_fold(n) for n in p.prelast_names + p.last_names),
+                  " ".join(_fold(n) for n in p.first_names + p.middle_names)) for p in people]
+        title = _fold(entry.fields.get("title", ""))
+        # "~" sorts an undated work after the dated works of the same authors
+        return (names or [(title, "")], entry.fields.get("year", "~"), title)
+
+
+class AuthorYearStyle(UnsrtStyle):
+    """``unsrt`` with author-year labels and sorting, and titles in the case the .bib gives."""
+
+    default_label_style = NAME
+    default_sorting_style = NAME
+
+    def format_title(self, e, which_field, as_sentence=True):
+        title = field(which_field)  # unsrt would sentence-case it
+        return sentence[title] if as_sentence else title
+
+    def get_inproceedings_template(self, e):
+        # unsrt prints a paper's pages as a bare range; say "pages", as for a chapter
+        template = super().get_inproceedings_template(e)
+        return template
+
+    def format_volume_and_series(self, e, as_sentence=True):
+        return super().format_volume_and_series(e, as_sentence)
+
+
+register_plugin("pybtex.style.labels", NAME, AuthorYearLabelStyle)
+register_plugin("pybtex.style.sorting", NAME, AuthorYearSortingStyle)
+register_plugin("pybtex.style.formatting", NAME, AuthorYearStyle)
+
+
+def disambiguate_years(app, env):
+    """Add a, b, c... to the years of cited entries whose citations would otherwise read the same.
+
+    Runs when all pages are read (the citations are known) and before sphinxcontrib-bibtex
+    labels and formats the entries, which then show the new year everywhere. Idempotent: the
+    parsed bibliography is cached between builds, so each entry's own year is kept aside and
+    restored first.
+    """
+    domain = env.get_domain("cite")
+    entries = domain.bibdata.data.entries
+    for entry in entries.values():
+        if ORIGINAL_YEAR in entry.fields:
+            entry.fields["year"] = entry.fields.pop(ORIGINAL_YEAR)
+    cited = {target.key for ref in domain.citation_refs for target in ref.targets}
+    groups = {}
+    for key, entry in entries.items():
+        if key in cited and "year" in entry.fields:
+            groups.setdefault((_render(_CITED_NAMES, entry), entry.fields["year"]), []).append(entry)
+    sorting = AuthorYearSortingStyle()
+    for same in groups.values():
+        if len(same) > 1:
+            for letter, entry in zip("abcdefghijklmnopqrstuvwxyz", sorting.sort(same)):
+                entry.fields[ORIGINAL_YEAR] = entry.fields["year"]
+                entry.fields["year"] = entry.fields["year"] + letter
+
+
+def setup(app):
+    app.setup_extension("sphinxcontrib.bibtex")
+    app.connect("env-updated", disambiguate_years, priority=400)  # before sphinxcontrib-bibtex's
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -9,24 +9,26 @@ the references page match them:
   authors (the label is built with sphinxcontrib-bibtex's own author-year templates, so the two
   cannot drift apart);
 * entries are sorted by author (family names, accents and braces ignored), then year, then title;
-* titles keep the case they have in ``references.bib`` (the ``unsrt`` style lower-cases them);
+* titles keep the case they have in ``references.bib`` (``unsrt`` would lower-case all but their
+  first letter);
 * entries whose citation would read the same (three works of *LeCun et al., 1998*) get the
   letters a, b, c... after the year, both in the text and on the references page, as in every
   author-year book. The letters are given in the order of the references page, to the entries
   the book cites.
 """
 
-import re
+import string
 import unicodedata
 from types import SimpleNamespace
 
 from pybtex.plugin import register_plugin
 from pybtex.richtext import Text
+from pybtex.style.formatting import toplevel
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
-from pybtex.style.formatting.unsrt import date, pages
+from pybtex.style.formatting.unsrt import date
 from pybtex.style.labels import BaseLabelStyle
 from pybtex.style.sorting import BaseSortingStyle
-from pybtex.style.template import field, join, optional, sentence, together, words
+from pybtex.style.template import field, first_of, join, optional, optional_field, sentence, words
 from sphinxcontrib.bibtex.style.referencing import PersonStyle
 from sphinxcontrib.bibtex.style.template import year
 
@@ -41,7 +43,8 @@ _LABEL = join(sep=", ")[_CITED_NAMES, year]
 
 
 def _render(template, entry) -> str:
-    return template.format_data({"entry": entry, "style": SimpleNamespace(person=_PERSON)}).render_as("text")
+    data = {"entry": entry, "style": SimpleNamespace(person=_PERSON)}
+    return template.format_data(data).render_as("text")
 
 
 def _fold(latex: str) -> str:
@@ -64,8 +67,13 @@ class AuthorYearSortingStyle(BaseSortingStyle):
 
     def sorting_key(self, entry):
         people = entry.persons.get("author") or entry.persons.get("editor") or []
-        names = [(" ".join(_fold(n) for n in p.prelast_names + p.last_names),
-                  " ".join(_fold(n) for n in p.first_names + p.middle_names)) for p in people]
+        names = [
+            (
+                " ".join(_fold(n) for n in p.prelast_names + p.last_names),
+                " ".join(_fold(n) for n in p.first_names + p.middle_names),
+            )
+            for p in people
+        ]
         title = _fold(entry.fields.get("title", ""))
         # "~" sorts an undated work after the dated works of the same authors
         return (names or [(title, "")], entry.fields.get("year", "~"), title)
@@ -82,12 +90,32 @@ class AuthorYearStyle(UnsrtStyle):
         return sentence[title] if as_sentence else title
 
     def get_inproceedings_template(self, e):
-        # unsrt prints a paper's pages as a bare range; say "pages", as for a chapter
-        template = super().get_inproceedings_template(e)
-        return template
-
-    def format_volume_and_series(self, e, as_sentence=True):
-        return super().format_volume_and_series(e, as_sentence)
+        # unsrt's, but with "pages 448-456" as for a chapter (not a bare range), and without a
+        # publisher the year ends the venue's sentence ("In Venue, 2019.", not "In Venue. 2019.")
+        venue = [
+            optional[self.format_editor(e, as_sentence=False)],
+            self.format_btitle(e, "booktitle", as_sentence=False),
+            self.format_volume_and_series(e, as_sentence=False),
+            self.format_chapter_and_pages(e),
+        ]
+        return toplevel[
+            sentence[self.format_names("author")],
+            self.format_title(e, "title"),
+            words[
+                "In",
+                first_of[
+                    optional[
+                        join(sep=" ")[
+                            sentence[venue],
+                            sentence[optional_field("organization"), field("publisher"), date],
+                        ]
+                    ],
+                    sentence[[*venue, date]],
+                ],
+            ],
+            sentence[optional_field("note")],
+            self.format_web_refs(e),
+        ]
 
 
 register_plugin("pybtex.style.labels", NAME, AuthorYearLabelStyle)
@@ -116,7 +144,7 @@ def disambiguate_years(app, env):
     sorting = AuthorYearSortingStyle()
     for same in groups.values():
         if len(same) > 1:
-            for letter, entry in zip("abcdefghijklmnopqrstuvwxyz", sorting.sort(same)):
+            for letter, entry in zip(string.ascii_lowercase, sorting.sort(same), strict=False):
                 entry.fields[ORIGINAL_YEAR] = entry.fields["year"]
                 entry.fields["year"] = entry.fields["year"] + letter
 

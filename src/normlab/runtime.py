@@ -145,6 +145,54 @@ def set_seed(seed: int, *, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def split_cpu(count: int) -> list[str]:
+    """Split the processor into ``count`` logical CPU devices and return their names, so that a
+    ``tf.distribute.MirroredStrategy(split_cpu(2))`` has two replicas on any machine, with or
+    without a GPU. Explained in chapter 9 ("Synchronized batch norm across replicas").
+
+    TensorFlow fixes its devices when its runtime starts, at its first operation, so a chapter
+    calls this first in its setup cell, before :func:`setup` and before importing the normlab
+    modules that use TensorFlow at import (``layers``, ``models``, ``probes``, ``train``).
+    Calling it again with the same count changes nothing. Where the runtime has already started
+    with another number of CPU devices (an IPython start-up file that ran TensorFlow, or such a
+    module imported first), the eager runtime is restarted with the split: tensors and variables
+    made before belong to the old runtime and must not be used afterwards.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive int, got {count!r}")
+    with _stderr_to_devnull():
+        import tensorflow as tf
+        from tensorflow.python.eager import context
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        split = [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        try:
+            tf.config.set_logical_device_configuration(cpu, split)
+        except RuntimeError:  # the runtime has started, with its devices fixed
+            if len(tf.config.list_logical_devices("CPU")) != count:
+                context._reset_context()  # TensorFlow's own tests restart it this way
+                tf.config.set_logical_device_configuration(cpu, split)
+        devices = [device.name for device in tf.config.list_logical_devices("CPU")]  # starts it
+    if len(devices) != count:
+        raise RuntimeError(f"asked for {count} logical CPU devices, TensorFlow made {devices}")
+    return devices
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence TensorFlow's C++ log lines inside a ``with`` block. Explained in chapter 9.
+
+    Some of TensorFlow's run-time notices go straight to file descriptor 2, once per process or
+    once per traced function: on the first input distributed over replicas ("Memory patch
+    applied", "GeneratorDatasetOp ... will not be optimized"), or on a graph in float64 ("Not
+    handling type DT_DOUBLE"). They carry a timestamp, so a page that showed them would change at
+    every run. Python's own warnings and errors still show in Jupyter, where ``sys.stderr`` is not
+    that descriptor.
+    """
+    with _stderr_to_devnull():
+        yield
+
+
 def on_colab() -> bool:
     """True inside a Google Colab runtime."""
     return "google.colab" in sys.modules

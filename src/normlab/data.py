@@ -296,3 +296,36 @@ def _through_keras(key: str):
         ) from None
     finally:
         socket.setdefaulttimeout(previous_timeout)
+
+
+def class_grouped_pipeline(x, y, batch_size: int, classes_per_batch: int, *, shuffle_seed: int):
+    """Training batches that each hold at most ``classes_per_batch`` classes: data that are not
+    i.i.d. within a batch, as when examples arrive grouped by label (chapter 8).
+
+    Each class's examples are shuffled once and cut into chunks of ``batch_size //
+    classes_per_batch``; every epoch the chunks are reshuffled and taken ``classes_per_batch`` at
+    a time. Examples left over from a class, and a last incomplete batch, are dropped, so every
+    batch is full.
+    """
+    if batch_size < 1 or classes_per_batch < 1 or batch_size % classes_per_batch:
+        raise ValueError(f"classes_per_batch={classes_per_batch} must divide batch_size={batch_size}")
+    tf, _ = import_tensorflow()
+    per_chunk = batch_size // classes_per_batch
+    rng = np.random.default_rng(shuffle_seed)
+    chunks = []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        chunks.extend(members[: len(members) // per_chunk * per_chunk].reshape(-1, per_chunk))
+    if len(chunks) < classes_per_batch:
+        raise ValueError(f"too few examples for one batch of {batch_size}")
+    images, labels = tf.constant(x), tf.constant(y)
+
+    def gather(indices):
+        indices = tf.reshape(indices, [-1])
+        return tf.cast(tf.gather(images, indices), "float32"), tf.gather(labels, indices)
+
+    return (tf.data.Dataset.from_tensor_slices(np.stack(chunks))
+            .shuffle(len(chunks), seed=shuffle_seed, reshuffle_each_iteration=True)
+            .batch(classes_per_batch, drop_remainder=True)
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

@@ -431,3 +431,68 @@ def _trace(config: RunConfig, subset: data.Dataset, probes: dict):
         history={name: [float(v) for v in values] for name, values in history.history.items()},
         probes=steps.values, train_seconds=steps.seconds)
     return measured, model
+
+
+def fit_seeds(build, train_data, test_data, seeds, *, epochs: int, batch_size: int = 256,
+              optimizer=None, pipeline=None) -> dict[str, np.ndarray]:
+    """Train ``build()`` once per seed with ``fit``, for the experiments a :class:`RunConfig` cannot
+    name (chapter 8: custom layers, sequences, non-i.i.d. batches). Not cached.
+
+    ``train_data``/``test_data`` are ``(x, y)`` arrays; ``optimizer()`` makes a fresh optimizer per
+    run (default Adam, 1e-3); ``pipeline(x, y, batch_size, seed)`` makes the training batches
+    (default :func:`normlab.data.pipeline`, reshuffled every epoch). The model returns logits.
+    Returns each metric of the history (loss, acc, val_loss, val_acc) with a row per seed.
+    """
+    optimizer = optimizer or (lambda: keras.optimizers.Adam(1e-3))
+    pipeline = pipeline or (lambda x, y, size, seed: data.pipeline(x, y, size, shuffle_seed=seed))
+    histories = []
+    for seed in seeds:
+        set_seed(seed)
+        model = build()
+        model.compile(optimizer=optimizer(), metrics=["acc"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = model.fit(pipeline(*train_data, batch_size, seed), epochs=epochs, verbose=0,
+                            shuffle=False, validation_data=data.pipeline(*test_data, 1024))
+        histories.append(history.history)
+    return {name: np.array([h[name] for h in histories]) for name in histories[0]}
+
+
+def unit_norms(tensor):
+    """The norm of each output unit's weights: over every axis but the last (a dense or conv
+    kernel's output units), or the absolute value of a vector's entries (a bias)."""
+    if len(tensor.shape) <= 1:
+        return keras.ops.abs(tensor)
+    axes = tuple(range(len(tensor.shape) - 1))
+    return keras.ops.sqrt(keras.ops.sum(keras.ops.square(tensor), axis=axes, keepdims=True))
+
+
+@keras.saving.register_keras_serializable(package="normlab")
+class AdaptiveClippingSGD(keras.optimizers.SGD):
+    """SGD with adaptive gradient clipping (Brock et al., 2021): each unit's gradient ``G`` is
+    rescaled to at most ``clipping * max(|W|, epsilon)`` of its weights' norm, so no step changes
+    a unit by more than a fixed fraction of its size. It is what lets their normalizer-free
+    networks train at batch-norm learning rates. Explained in chapter 8.
+
+    Args:
+        clipping: the largest ratio |G| / |W| per unit (the paper's lambda).
+        epsilon: the smallest weight norm, so zero-initialized weights can move.
+        **kwargs: as for ``keras.optimizers.SGD``.
+    """
+
+    def __init__(self, clipping=0.01, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not clipping > 0:
+            raise ValueError(f"clipping must be > 0, got {clipping}")
+        self.clipping, self.clip_epsilon = float(clipping), float(epsilon)
+
+    def apply(self, grads, trainable_variables=None):
+        variables = self._trainable_variables if trainable_variables is None else trainable_variables
+        clipped = []
+        for grad, variable in zip(grads, variables, strict=True):
+            limit = self.clipping * keras.ops.maximum(unit_norms(variable), self.clip_epsilon)
+            norm = keras.ops.maximum(unit_norms(grad), 1e-6)
+            clipped.append(grad * keras.ops.minimum(1.0, limit / norm))
+        return super().apply(clipped, trainable_variables)
+
+    def get_config(self):
+        return {**super().get_config(), "clipping": self.clipping, "epsilon": self.clip_epsilon}

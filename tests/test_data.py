@@ -230,3 +230,15 @@ def test_evaluation_pipeline_keeps_the_order():
 def test_pipeline_rejects_an_empty_batch():
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         data.pipeline(np.zeros((2, 1, 1, 1), np.uint8), np.zeros(2), 0)
+
+
+def test_class_grouped_batches_hold_few_classes_and_are_full():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 400)
+    x = rng.integers(0, 255, (400, 4, 4, 1)).astype("uint8")
+    batches = list(data.class_grouped_pipeline(x, y, 16, 2, shuffle_seed=0))
+    assert batches and all(len(labels) == 16 for _, labels in batches)
+    assert all(len(np.unique(labels)) <= 2 for _, labels in batches)
+    assert batches[0][0].dtype == "float32"
+    with pytest.raises(ValueError, match="classes_per_batch"):
+        data.class_grouped_pipeline(x, y, 16, 3, shuffle_seed=0)

@@ -367,3 +367,43 @@ def test_noisy_batch_norm_config_round_trip():
     clone = layers.NoisyBatchNorm.from_config(layer.get_config())
     assert (clone.mean_range, clone.scale_range, clone.jitter, clone.seed, clone.momentum) == (
         0.3, 0.1, 0.05, 7, 0.9)
+
+
+def test_batch_renorm_warms_up_as_batch_norm_then_follows_its_schedule():
+    x = random_input((16, 4, 4, 3)).astype("float32")
+    renorm, plain = layers.BatchRenorm(warmup_steps=2, rmax_steps=6, dmax_steps=4), layers.BatchNorm()
+    bounds = []
+    for _ in range(2):
+        np.testing.assert_allclose(renorm(x, training=True), plain(x, training=True), atol=1e-5)
+        bounds.append([float(b) for b in renorm.clipping()])
+    for _ in range(4):
+        renorm(x, training=True)
+        bounds.append([float(b) for b in renorm.clipping()])
+    assert bounds[0] == [1.0, 0.0]
+    assert bounds[2] == [1.5, 2.5] and bounds[-1] == [3.0, 5.0]  # step 3 of ramps to 6 and 4
+
+
+def test_batch_renorm_with_fixed_bounds_matches_keras_renorm():
+    x = random_input((32, 5, 5, 4)).astype("float32")
+    ours = layers.BatchRenorm(rmax=3.0, dmax=5.0, epsilon=1e-6)
+    theirs = keras.layers.BatchNormalization(
+        renorm=True, renorm_clipping={"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0}, epsilon=1e-6)
+    np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", [dict(rmax=0.5), dict(dmax=-1.0)])
+def test_batch_renorm_rejects_bounds_that_clip_nothing_sensible(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        layers.BatchRenorm(**bad)
+
+
+def test_weight_standardized_conv_equals_conv_with_the_standardized_kernel():
+    x = random_input((2, 6, 6, 3)).astype("float32")
+    ws = layers.WeightStandardizedConv2D(4, 3, use_bias=False)
+    y = ws(x).numpy()
+    kernel = ws.kernel.numpy()
+    standardized = (kernel - kernel.mean((0, 1, 2))) / np.sqrt(kernel.var((0, 1, 2)) + 1e-5)
+    conv = keras.layers.Conv2D(4, 3, use_bias=False)
+    conv.build(x.shape)
+    conv.kernel.assign(standardized)
+    np.testing.assert_allclose(y, conv(x).numpy(), atol=1e-4)

@@ -190,3 +190,19 @@ def test_an_unused_probe_every_leaves_the_config_and_its_key_as_they_were(tiny):
     assert traced.to_dict()["probe_every"] == 3
     assert train.cache_key(traced, tiny) != train.cache_key(traced.but(probe_every=None), tiny)
     assert train.Record.from_dict(train.run(traced, tiny).to_dict()).config == traced
+
+
+def test_adaptive_clipping_limits_each_units_step_to_a_fraction_of_its_weights():
+    variable = keras.Variable(np.array([[1.0, 0.0], [0.0, 2.0]], "float32"))
+    optimizer = train.AdaptiveClippingSGD(clipping=0.1, learning_rate=1.0)
+    optimizer.apply([np.array([[10.0, 0.0], [0.0, 0.01]], "float32")], [variable])
+    # unit 0: |G| = 10 > 0.1 * |W| = 0.1, clipped to 0.1; unit 1: |G| = 0.01 < 0.2, unchanged
+    np.testing.assert_allclose(variable.numpy(), [[0.9, 0.0], [0.0, 1.99]], atol=1e-6)
+
+
+def test_fit_seeds_returns_a_row_per_seed():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
+    histories = train.fit_seeds(lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]),
+                                (x, y), (x, y), [0, 1], epochs=2, batch_size=16)
+    assert histories["val_acc"].shape == (2, 2)

@@ -53,3 +53,15 @@ def test_chapter_times_read_as_durations():
     duration = chapter_times().duration
     assert [duration(s) for s in (9.4, 59.6, 61, 3599, 3600 + 125, None)] == [
         "9 s", "1 min 00 s", "1 min 01 s", "59 min 59 s", "1 h 02 min", "not measured"]
+
+
+def test_profile_benchmark_times_each_layer():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "profile_lenet.py"), "--dataset", "fashion_mnist",
+         "--norm", "batch", "--steps", "2", "--top", "3"],
+        capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert "norm=batch: ms per step" in result.stdout and result.stderr == ""
+    layers = {line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")}
+    assert {"conv1", "norm1", "pool1", "fc1", "logits", "other"} <= layers
+    assert sum(" norm" in line for line in lines if line.startswith("    ")) == 3  # the top ops

@@ -65,3 +65,11 @@ def test_profile_benchmark_times_each_layer():
     layers = {line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")}
     assert {"conv1", "norm1", "pool1", "fc1", "logits", "other"} <= layers
     assert sum(" norm" in line for line in lines if line.startswith("    ")) == 3  # the top ops
+
+
+def test_parallel_kernels_benchmark_prints_the_ratio():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "parallel_kernels.py"), "--dataset", "fashion_mnist",
+         "--n-train", "512", "--epochs", "1", "--rounds", "1", "--delay", "0"],
+        capture_output=True, text=True, check=True)
+    assert "2 processes, " in result.stdout and "ratio parallel / one: " in result.stdout

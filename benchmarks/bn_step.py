@@ -56,7 +56,7 @@ def main():
     medians = timing.alternate(
         {name: lambda step=step: run_steps(step, args.steps) for name, step in steps.items()}, args.rounds)
     timing.report(f"{runtime.device_summary()}; input {shape}, forward + backward, median of {args.rounds}",
-                  medians, "ms/step", ratio=(fused, keras_bn, "fused / keras"), scale=1000 / args.steps)
+                  medians, "ms/step", (fused, keras_bn, "fused / keras"), scale=1000 / args.steps)
 
 if __name__ == "__main__":
     main()

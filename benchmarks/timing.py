@@ -11,10 +11,10 @@ def alternate(contenders, rounds):
     return {name: statistics.median(t) for name, t in _alternate(contenders, rounds).items()}
 
 
-def report(header, medians, unit, ratio, scale=1.0):
-    """Print each median (times ``scale``, in ``unit``) and ``ratio = (name, baseline, label)``."""
+def report(header, medians, unit, *ratios, scale=1.0):
+    """Print each median (times ``scale``, in ``unit``) and each ratio ``(name, baseline, label)``."""
     print(header)
     for name, median in medians.items():
         print(f"  {name:34s} {scale * median:7.2f} {unit}")
-    name, baseline, label = ratio
-    print(f"ratio {label}: {medians[name] / medians[baseline]:.2f}x")
+    for name, baseline, label in ratios:
+        print(f"ratio {label}: {medians[name] / medians[baseline]:.2f}x")

@@ -17,13 +17,16 @@ def test_bn_step_benchmark_prints_the_ratio():
     assert "ratio fused / keras: " in result.stdout and result.stderr == ""
 
 
-def test_lenet_epoch_benchmark_prints_the_ratio():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "lenet_epoch.py"), "--dataset", "fashion_mnist",
-         "--n-train", "512", "--rounds", "1"],
-        capture_output=True, text=True, check=True)
-    assert "model.fit(numpy arrays)" in result.stdout and "on 512 Fashion-MNIST images" in result.stdout
-    assert "ratio pipeline / numpy: " in result.stdout and result.stderr == ""
+def test_lenet_epoch_benchmark_prints_the_ratios():
+    command = [sys.executable, str(ROOT / "benchmarks" / "lenet_epoch.py"), "--dataset", "fashion_mnist",
+               "--n-train", "512", "--rounds", "1"]
+    norms = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "normlab.layers.FusedBatchNorm" in norms.stdout and "on 512 Fashion-MNIST images" in norms.stdout
+    for ratio in ("keras / no normalization", "fused / keras", "fused / no normalization"):
+        assert f"ratio {ratio}: " in norms.stdout
+    feeds = subprocess.run([*command, "--compare", "feeds"], capture_output=True, text=True, check=True)
+    assert "model.fit(numpy arrays)" in feeds.stdout and "ratio pipeline / numpy: " in feeds.stdout
+    assert norms.stderr == feeds.stderr == ""
 
 
 def chapter_times():

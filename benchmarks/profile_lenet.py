@@ -59,7 +59,7 @@ def op_times(space: xplane_pb2.XSpace) -> collections.Counter:
 
 
 def report(norm: str, totals: collections.Counter, steps: int, top: int) -> None:
-    by_layer = collections.defaultdict(lambda: collections.Counter())
+    by_layer = collections.defaultdict(collections.Counter)
     for (layer, direction, _), ms in totals.items():
         by_layer[layer][direction] += ms / steps
     print(f"\nnorm={norm}: ms per step, {sum(totals.values()) / steps:.1f} in all ops")

@@ -38,7 +38,10 @@ def compiled_lenet5(input_shape, norm):
 def comparison(compare, x, y, norm):
     """``({name: model}, {name: one epoch of a model}, ratios)`` for ``--compare``."""
     pipeline = data.pipeline(x, y, BATCH_SIZE, shuffle_seed=0)
-    fit = lambda model: model.fit(pipeline, shuffle=False, verbose=0)  # noqa: E731
+
+    def fit(model):
+        model.fit(pipeline, shuffle=False, verbose=0)
+
     if compare == "norms":
         ratios = [(KERAS, NONE, "keras / no normalization"), (FUSED, KERAS, "fused / keras"),
                   (FUSED, NONE, "fused / no normalization")]

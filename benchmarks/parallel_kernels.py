@@ -1,5 +1,5 @@
 """LeNet-5 epochs per second: one process with TensorFlow's default threads, against several
-processes at once with a share of the cores each (what ``make execute JOBS=2`` does with chapters).
+processes at once with a share of the cores each, as two chapters executed side by side would be.
 
 Each configuration starts fresh worker processes; every worker traces its training step with one
 epoch, waits for a common start time, so that the workers of a configuration train at the same
@@ -24,14 +24,13 @@ THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 def worker(args) -> None:
     """Train, time each epoch, print the times as JSON (the worker side of this script)."""
-    from normlab import data, models, runtime
+    from lenet_epoch import compiled_lenet5  # imports TensorFlow: the worker's business only
 
-    _, keras = runtime.import_tensorflow()
+    from normlab import data
+
     ds = data.load(args.dataset).subsample(args.n_train)
     batches = data.pipeline(ds.x_train, ds.y_train, BATCH_SIZE, shuffle_seed=0)
-    runtime.set_seed(0)
-    model = models.lenet5(ds.x_train.shape[1:], norm=args.norm)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = compiled_lenet5(ds.x_train.shape[1:], args.norm)
     model.fit(batches, shuffle=False, verbose=0)  # trace the training step
     time.sleep(max(0.0, args.start_at - time.time()))
     seconds = []

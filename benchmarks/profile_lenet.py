@@ -17,9 +17,11 @@ import re
 import tempfile
 from pathlib import Path
 
+from lenet_epoch import compiled_lenet5
+
 from normlab import data, models, runtime
 
-tf, keras = runtime.import_tensorflow()
+tf, _ = runtime.import_tensorflow()
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402  (after the quiet import)
 
 BATCH_SIZE = 256
@@ -91,9 +93,7 @@ def main():
     print(f"{runtime.device_summary()}; LeNet-5 on {ds.title} ({ds.x_train.shape[1:]} images), "
           f"batch {BATCH_SIZE}, {args.steps} steps profiled")
     for norm in args.norm:
-        runtime.set_seed(0)
-        model = models.lenet5(ds.x_train.shape[1:], norm=norm)
-        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model = compiled_lenet5(ds.x_train.shape[1:], norm)
         model.fit(batches.take(2), shuffle=False, verbose=0)  # trace the training step
         with tempfile.TemporaryDirectory(prefix="normlab-profile-") as logdir, runtime.quiet():
             space = profile(model, batches, Path(logdir))  # quiet: the profiler logs to stderr

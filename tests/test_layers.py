@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,41 @@ def keras_bn(x, axis, **kwargs):
     layer = keras.layers.BatchNormalization(axis=axis, **kwargs)
     layer.build(x.shape)
     return layer
+
+
+NORMS = ["BatchNorm", "GhostBatchNorm", "AdjustedBatchNorm", "FusedBatchNorm"]
+POLICIES = ["float32", "mixed_float16", "mixed_bfloat16", "float64"]
+# Outputs are compared at the tolerance of the compute dtype; weights and moving statistics are
+# float32 (float64) under every policy, so they are compared tightly: float16 statistics would fail.
+TOLERANCES = {"float32": dict(rtol=1e-4, atol=1e-5), "mixed_float16": dict(rtol=1e-2, atol=1e-2),
+              "mixed_bfloat16": dict(rtol=5e-2, atol=5e-2), "float64": dict(rtol=1e-10, atol=1e-10)}
+VARIABLE_TOLERANCES = {policy: dict(rtol=1e-12, atol=1e-12) if policy == "float64" else
+                       dict(rtol=1e-4, atol=1e-5) for policy in POLICIES}
+
+
+@keras.saving.register_keras_serializable(package="normlab_tests")
+def no_adjustment(shape):
+    return 1.0, 0.0
+
+
+def make_norm(name, batch_size=8, **kwargs):
+    """One of the four normlab batch-norm layers, set up to compute what Keras's layer computes."""
+    if name == "GhostBatchNorm":
+        return layers.GhostBatchNorm(virtual_batch_size=batch_size, **kwargs)  # one ghost batch
+    if name == "AdjustedBatchNorm":
+        return layers.AdjustedBatchNorm(adjustment=no_adjustment, **kwargs)
+    return getattr(layers, name)(**kwargs)
+
+
+def dtype_of(tensor_or_variable):
+    return keras.backend.standardize_dtype(tensor_or_variable.dtype)
+
+
+@pytest.fixture
+def set_dtype_policy():
+    """``keras.mixed_precision.set_dtype_policy``, put back to float32 after the test."""
+    yield keras.mixed_precision.set_dtype_policy
+    keras.mixed_precision.set_dtype_policy("float32")
 
 
 @pytest.mark.parametrize("shape, axis", SHAPES_AND_AXES)
@@ -158,6 +195,54 @@ def test_layer_rejects_bad_axis_and_rank():
         layers.BatchNorm()(np.ones((3,), "float32"))
 
 
+@pytest.mark.parametrize("name", NORMS)
+@pytest.mark.parametrize("argument, value", [
+    ("epsilon", float("nan")), ("epsilon", float("inf")), ("epsilon", "0.001"), ("epsilon", None),
+    ("epsilon", True), ("momentum", float("nan")), ("momentum", -float("inf")), ("momentum", "0.9"),
+    ("momentum", None), ("momentum", False), ("axis", 1.5), ("axis", "1"), ("axis", [1, 2]),
+    ("axis", None), ("axis", True),
+])
+def test_layers_reject_nonsense_arguments_by_name(name, argument, value):
+    with pytest.raises(ValueError, match=rf"^{argument} must be"):
+        make_norm(name, **{argument: value})
+
+
+@pytest.mark.parametrize("name", NORMS)
+def test_layers_take_numpy_numbers_as_keras_does(name):
+    x = random_input((8, 4, 4, 3)).astype("float32")
+    ours = make_norm(name, batch_size=np.int64(8), axis=np.int64(-1), epsilon=np.float64(1e-3))
+    theirs = keras.layers.BatchNormalization(axis=np.int64(-1))
+    assert type(ours.axis) is int and type(ours.epsilon) is float
+    assert json.loads(json.dumps(ours.get_config()))["axis"] == -1  # a NumPy int would not serialize
+    np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NORMS)
+@pytest.mark.parametrize("dtype", ["string", "complex64"])
+def test_layers_reject_inputs_without_a_mean(name, dtype):
+    x = random_input((8, 4, 4, 3)).astype("float32")
+    inputs = tf.fill(x.shape, "a") if dtype == "string" else tf.complex(x, x)
+    for training in (True, False):
+        with pytest.raises(ValueError, match="batch norm needs real numeric inputs, got an input of "
+                                             f"dtype {dtype}"):
+            make_norm(name)(inputs, training=training)
+
+
+@pytest.mark.parametrize("name", NORMS)
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16", "float64"])
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool"])
+def test_integer_and_boolean_inputs_are_normalized_as_keras_does(name, policy, dtype):
+    # Keras normalizes integers in float32 under every policy, float64 too, then casts the output
+    x = tf.cast(np.random.default_rng(0).integers(0, 9, (8, 4, 4, 3)), dtype)
+    ours, theirs = make_norm(name, dtype=policy), keras.layers.BatchNormalization(dtype=policy)
+    for training in (True, False):
+        y, expected = ours(x, training=training), theirs(x, training=training)
+        assert dtype_of(y) == dtype_of(expected) == keras.mixed_precision.Policy(policy).compute_dtype
+        np.testing.assert_allclose(np.asarray(y, np.float64), np.asarray(expected, np.float64),
+                                   **TOLERANCES["mixed_float16" if policy == "mixed_float16" else "float32"])
+    np.testing.assert_allclose(ours.moving_variance, theirs.moving_variance, rtol=1e-6)
+
+
 def test_numpy_reference_rejects_bad_inputs():
     x = np.ones((4, 3))
     with pytest.raises(ValueError, match="rank >= 2"):
@@ -219,6 +304,47 @@ def test_ghost_batch_norm_rejects_bad_arguments():
         layers.GhostBatchNorm(virtual_batch_size=3)(np.ones((8, 2), "float32"), training=True)
     with pytest.raises(ValueError, match="axis must not be 0"):
         layers.GhostBatchNorm(virtual_batch_size=2, axis=0)(np.ones((8, 2), "float32"))
+    with pytest.raises(ValueError, match="virtual_batch_size must be an int"):
+        layers.GhostBatchNorm(virtual_batch_size=2.0)
+    with pytest.raises(ValueError, match="virtual_batch_size must be an int"):
+        layers.GhostBatchNorm(virtual_batch_size=True)
+
+
+def test_ghost_batch_norm_names_virtual_batch_size_for_an_indivisible_batch_in_fit_and_loops():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 20)
+    model = build_model(layers.GhostBatchNorm(virtual_batch_size=4), seed=0)
+    # jit_compile=False, as on a CPU: XLA (a GPU's default) drops run-time assertions
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+    message = r"virtual_batch_size=4 must divide the batch size, got a batch of\] \[6\]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):  # batch size unknown when traced
+        model.fit(x, y, batch_size=6, epochs=1, verbose=0)
+    step = tf.function(lambda batch: model(batch, training=True),
+                       input_signature=[tf.TensorSpec((None, 6, 6, 2))])
+    assert step(x[:8]).shape == (8, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        step(x[:6])
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_ghost_batches_match_keras_on_each_ghost_under_dtype_policies(policy):
+    x = random_input((8, 4, 4, 3), seed=4).astype("float32") * 100.0
+    ghost = layers.GhostBatchNorm(virtual_batch_size=2, momentum=0.5, dtype=policy)
+    y = ghost(x, training=True)
+    assert dtype_of(y) == keras.mixed_precision.Policy(policy).compute_dtype
+    theirs = []
+    for j in range(4):  # ghost batch j holds examples j, j + 4 (see the docstring)
+        keras_layer = keras.layers.BatchNormalization(momentum=0.5, dtype=policy)
+        np.testing.assert_allclose(np.asarray(y[j::4], np.float64),
+                                   np.asarray(keras_layer(x[j::4], training=True), np.float64),
+                                   **TOLERANCES[policy])
+        theirs.append(keras_layer)
+    for weight in ("moving_mean", "moving_variance"):
+        assert dtype_of(getattr(ghost, weight)) == dtype_of(getattr(theirs[0], weight))
+        np.testing.assert_allclose(getattr(ghost, weight),
+                                   np.mean([getattr(t, weight) for t in theirs], axis=0),
+                                   **VARIABLE_TOLERANCES[policy])
 
 
 @keras.saving.register_keras_serializable(package="normlab_tests")
@@ -291,6 +417,62 @@ def test_precise_batch_norm_respects_limits_and_frozen_layers():
         layers.precise_batch_norm(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), [x])
 
 
+class TwoNormBlock(keras.layers.Layer):
+    """A custom layer that keeps its batch norms in attributes, one of them in a dict."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(3)
+        self.norm = layers.BatchNorm(momentum=0.9)
+        self.more = {"keras": keras.layers.BatchNormalization(momentum=0.9)}
+
+    def call(self, inputs, training=False):
+        h = self.dense(inputs)
+        return keras.ops.concatenate([self.norm(h, training=training),
+                                      self.more["keras"](h, training=training)], axis=-1)
+
+
+def test_precise_batch_norm_finds_layers_nested_in_custom_layers():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(60, 4)).astype("float32")
+    block = TwoNormBlock()
+    model = keras.Sequential([keras.Input((4,)), block])
+    batches = [x[i:i + 20] * (1 + i // 20) for i in range(0, 60, 20)]  # batches of unlike spread
+    assert layers.precise_batch_norm(model, batches) == 3
+    hidden = [np.asarray(block.dense(b), np.float64) for b in batches]
+    for norm in (block.norm, block.more["keras"]):
+        np.testing.assert_allclose(norm.moving_mean, np.mean([h.mean(axis=0) for h in hidden], axis=0),
+                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(norm.moving_variance,
+                                   np.mean([h.var(axis=0) for h in hidden], axis=0), rtol=1e-5)
+        assert norm.momentum == 0.9
+
+
+def test_precise_batch_norm_sets_what_a_renorm_layer_reads_at_inference():
+    rng = np.random.default_rng(1)
+    x = rng.normal(1.0, 2.0, size=(90, 4)).astype("float32")
+    dense = keras.layers.Dense(3)
+    norm = keras.layers.BatchNormalization(renorm=True, momentum=0.9, renorm_momentum=0.5)
+    model = keras.Sequential([keras.Input((4,)), dense, norm])
+    norm.gamma.assign([0.5, 1.0, 2.0])
+    norm.beta.assign([-1.0, 0.0, 1.0])
+    model(x[:30], training=True)  # renorm statistics that are not their initial values
+    renorm_state = [norm.renorm_mean.numpy(), norm.renorm_stddev.numpy()]
+    # batches of very unlike spread: the average of standard deviations is not that of variances
+    batches = [x[i:i + 30] * (1 + 2 * (i // 30)) for i in range(0, 90, 30)]
+    assert layers.precise_batch_norm(model, batches) == 3
+    hidden = [np.asarray(dense(b), np.float64) for b in batches]
+    mean = np.mean([h.mean(axis=0) for h in hidden], axis=0)
+    variance = np.mean([h.var(axis=0) for h in hidden], axis=0)
+    h = np.asarray(dense(x), np.float64)
+    expected = (h - mean) / np.sqrt(variance + norm.epsilon) * norm.gamma.numpy() + norm.beta.numpy()
+    np.testing.assert_allclose(model(x, training=False), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(norm.moving_stddev, np.sqrt(variance + norm.epsilon), rtol=1e-6)
+    np.testing.assert_array_equal(norm.renorm_mean, renorm_state[0])  # training-only: untouched
+    np.testing.assert_array_equal(norm.renorm_stddev, renorm_state[1])
+    assert norm.momentum == 0.9
+
+
 def test_fused_batch_norm_matches_keras_in_outputs_gradients_and_statistics():
     x = tf.constant(random_input((16, 5, 5, 4)).astype("float32"))
     ours, theirs = layers.FusedBatchNorm(momentum=0.8), keras_bn(x.numpy(), -1, momentum=0.8)
@@ -339,6 +521,66 @@ def test_fused_batch_norm_rejects_what_the_kernel_cannot_do():
         layers.FusedBatchNorm(axis=1)(np.ones((2, 3, 4, 4), "float32"))
     with pytest.raises(ValueError, match=r"epsilon >= 1\.001e-5"):
         layers.FusedBatchNorm(epsilon=1e-6)
+
+
+@pytest.mark.parametrize("name", NORMS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_layers_match_keras_under_dtype_policies(name, policy, training):
+    # values of a few hundred: their float16 variance would overflow (float16 stops at 65504)
+    x = random_input((8, 4, 4, 3)).astype("float32") * 100.0
+    ours = make_norm(name, momentum=0.8, dtype=policy)
+    theirs = keras.layers.BatchNormalization(momentum=0.8, dtype=policy)
+    rng = np.random.default_rng(5)
+    weights = [rng.uniform(0.5, 2.0, 3), rng.normal(size=3), rng.normal(size=3), rng.uniform(0.5, 2.0, 3)]
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        layer.set_weights(weights)
+    assert [dtype_of(w) for w in ours.weights] == [dtype_of(w) for w in theirs.weights]
+    for _ in range(2):
+        y, expected = ours(x, training=training), theirs(x, training=training)
+        assert dtype_of(y) == dtype_of(expected) == keras.mixed_precision.Policy(policy).compute_dtype
+        np.testing.assert_allclose(np.asarray(y, np.float64), np.asarray(expected, np.float64),
+                                   **TOLERANCES[policy])
+    for weight in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(getattr(ours, weight), getattr(theirs, weight),
+                                   **VARIABLE_TOLERANCES[policy])
+
+
+def train_briefly(model, x, y, loop):
+    """Two epochs of ``fit``, or two steps of a ``GradientTape`` loop, of SGD on 16-example batches."""
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if loop == "fit":
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss_fn, jit_compile=False)
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        return
+    optimizer = keras.optimizers.SGD(0.1)
+    for start in (0, 16):
+        with tf.GradientTape() as tape:
+            logits = model(x[start:start + 16], training=True)
+            loss = loss_fn(y[start:start + 16], tf.cast(logits, "float32"))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+
+@pytest.mark.parametrize("name", NORMS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("loop", ["fit", "tape"])
+def test_layers_train_like_keras_under_global_dtype_policies(name, policy, loop, set_dtype_policy):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 32)
+    set_dtype_policy(policy)
+    ours = build_model(make_norm(name, batch_size=16), seed=0)
+    theirs = build_model(keras.layers.BatchNormalization(), seed=0)
+    theirs.set_weights(ours.get_weights())
+    for model in (ours, theirs):
+        train_briefly(model, x, y, loop)
+    assert dtype_of(ours.layers[1].moving_mean) == dtype_of(theirs.layers[1].moving_mean)
+    assert not np.allclose(ours.layers[1].moving_mean, 0.0)  # the statistics really moved
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, **VARIABLE_TOLERANCES[policy])
+    np.testing.assert_allclose(np.asarray(ours.predict(x, verbose=0), np.float64),
+                               np.asarray(theirs.predict(x, verbose=0), np.float64), **TOLERANCES[policy])
 
 
 def test_noisy_batch_norm_is_keras_batch_norm_at_inference_and_without_noise():

@@ -7,6 +7,8 @@ to match ``keras.layers.BatchNormalization`` in training, inference and moving s
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from normlab.runtime import import_tensorflow
@@ -15,12 +17,40 @@ tf, keras = import_tensorflow()
 ops = keras.ops
 
 
+def _int_argument(name: str, value) -> int:
+    """``value`` as a Python int (NumPy integers too, as Keras takes them), else a ValueError naming
+    the argument: ``int()`` would silently truncate 1.5 or parse "1", and a bool is no count."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+def _real_argument(name: str, value) -> float:
+    """``value`` as a finite float, else a ValueError naming the argument: Keras's ``float()`` takes
+    NaN, inf, True and numeric strings, each of which would only fail later, or never."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+def _statistics_dtype(inputs) -> str:
+    """The dtype batch norm computes in for ``inputs``, chosen as ``keras.layers.BatchNormalization``
+    chooses it: at least float32, since float16/bfloat16 sums of squares overflow or round away;
+    float64 stays float64; integers and booleans become float32. Strings and complex numbers have
+    no mean and variance to normalize with (Keras would drop the imaginary part), so they raise.
+    """
+    dtype = keras.backend.standardize_dtype(inputs.dtype)
+    if dtype == "string" or dtype.startswith("complex"):
+        raise ValueError(f"batch norm needs real numeric inputs, got an input of dtype {dtype}")
+    return keras.backend.result_type(dtype, "float32")
+
+
 def _feature_axis(ndim: int, axis: int) -> int:
     """Validate ``axis`` for a rank-``ndim`` input and return it as a non-negative index."""
     if ndim < 2:
         raise ValueError(f"batch norm needs an input of rank >= 2 (batch, features...), got rank {ndim}")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise ValueError(f"axis must be an int, got {axis!r}")
+    axis = _int_argument("axis", axis)
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} is out of range for an input of rank {ndim}")
     return int(axis) % ndim
@@ -88,6 +118,11 @@ class BatchNorm(keras.layers.Layer):
     In inference (or when the layer is frozen with ``trainable=False``) it uses the running
     statistics. Explained in chapter 2.
 
+    Dtypes follow Keras's layer: the statistics are computed in float32 for float16/bfloat16
+    (mixed-precision) and integer inputs, in float64 for float64 ones, and the output has the
+    layer's compute dtype; the weights have its variable dtype (float32 under the mixed
+    policies) and are never autocast, so the float32 statistics stay float32.
+
     Args:
         axis: the feature (channel) axis, normalized separately; all others are averaged over.
         momentum: weight of the old value in the moving averages, in [0, 1].
@@ -110,15 +145,16 @@ class BatchNorm(keras.layers.Layer):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise ValueError(f"axis must be an int, got {axis!r}")
+        axis = _int_argument("axis", axis)
+        momentum = _real_argument("momentum", momentum)
+        epsilon = _real_argument("epsilon", epsilon)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
         if epsilon <= 0:
             raise ValueError(f"epsilon must be > 0, got {epsilon}")
         self.axis = axis
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.momentum = momentum
+        self.epsilon = epsilon
         self.center = center
         self.scale = scale
         self.beta_initializer = keras.initializers.get(beta_initializer)
@@ -135,23 +171,26 @@ class BatchNorm(keras.layers.Layer):
         self._axes = reduction_axes(len(input_shape), self.axis)
         self._broadcast = [1] * len(input_shape)
         self._broadcast[feature] = size
-        self.gamma = (self.add_weight(shape=(size,), initializer=self.gamma_initializer, name="gamma")
+        # autocast=False: under a mixed policy the weights would otherwise be read as float16
+        self.gamma = (self.add_weight(shape=(size,), initializer=self.gamma_initializer, name="gamma",
+                                      autocast=False)
                       if self.scale else None)
-        self.beta = (self.add_weight(shape=(size,), initializer=self.beta_initializer, name="beta")
+        self.beta = (self.add_weight(shape=(size,), initializer=self.beta_initializer, name="beta",
+                                     autocast=False)
                      if self.center else None)
         self.moving_mean = self.add_weight(shape=(size,), initializer=self.moving_mean_initializer,
-                                           trainable=False, name="moving_mean")
+                                           trainable=False, name="moving_mean", autocast=False)
         self.moving_variance = self.add_weight(shape=(size,),
                                                initializer=self.moving_variance_initializer,
-                                               trainable=False, name="moving_variance")
+                                               trainable=False, name="moving_variance", autocast=False)
 
     def call(self, inputs, training=False):
-        x = ops.cast(inputs, "float32")
+        x = ops.cast(inputs, _statistics_dtype(inputs))
         if training and self.trainable:
             mean, variance = ops.moments(x, axes=self._axes)
             self._update_moving_statistics(mean, variance)
         else:
-            mean, variance = self.moving_mean, self.moving_variance
+            mean, variance = (ops.cast(v, x.dtype) for v in (self.moving_mean, self.moving_variance))
         inv_std = ops.rsqrt(ops.reshape(variance, self._broadcast) + self.epsilon)
         y = (x - ops.reshape(mean, self._broadcast)) * inv_std
         if training and self.trainable:
@@ -167,14 +206,14 @@ class BatchNorm(keras.layers.Layer):
 
     def _update_moving_statistics(self, mean, variance):
         m = self.momentum
-        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-        self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            moving.assign(moving * m + ops.cast(batch, moving.dtype) * (1.0 - m))
 
     def _scale_and_shift(self, y, shape):
         if self.scale:
-            y = y * ops.reshape(self.gamma, shape)
+            y = y * ops.reshape(ops.cast(self.gamma, y.dtype), shape)
         if self.center:
-            y = y + ops.reshape(self.beta, shape)
+            y = y + ops.reshape(ops.cast(self.beta, y.dtype), shape)
         return y
 
     def compute_output_shape(self, input_shape):
@@ -206,6 +245,11 @@ class GhostBatchNorm(BatchNorm):
     examples j, j + B/v, j + 2B/v, ...; the moving statistics move towards the average of the
     ghost batches' means and variances. Inference is plain batch norm. Explained in chapter 3.
 
+    A batch that ``virtual_batch_size`` does not divide raises a ValueError when the batch size is
+    known, and otherwise (inside ``fit``, whose step is traced with an unknown batch size) an
+    ``InvalidArgumentError`` with the same message from a run-time assertion. XLA drops
+    assertions: under ``jit_compile=True`` such a batch fails with XLA's own reshape error.
+
     Args:
         virtual_batch_size: examples per ghost batch; must divide the batch size.
         **kwargs: as for :class:`BatchNorm` (the feature axis must not be the batch axis).
@@ -213,8 +257,8 @@ class GhostBatchNorm(BatchNorm):
 
     def __init__(self, virtual_batch_size, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(virtual_batch_size, bool) or not isinstance(virtual_batch_size, int) \
-                or virtual_batch_size < 1:
+        virtual_batch_size = _int_argument("virtual_batch_size", virtual_batch_size)
+        if virtual_batch_size < 1:
             raise ValueError(f"virtual_batch_size must be a positive int, got {virtual_batch_size!r}")
         self.virtual_batch_size = virtual_batch_size
 
@@ -226,11 +270,7 @@ class GhostBatchNorm(BatchNorm):
     def call(self, inputs, training=False):
         if not (training and self.trainable):
             return super().call(inputs, training=False)
-        batch = inputs.shape[0]
-        if batch is not None and batch % self.virtual_batch_size:
-            raise ValueError(f"virtual_batch_size={self.virtual_batch_size} must divide the batch "
-                             f"size, got a batch of {batch}")
-        x = ops.cast(inputs, "float32")
+        x = self._whole_ghost_batches(ops.cast(inputs, _statistics_dtype(inputs)))
         ghosts = ops.reshape(x, (self.virtual_batch_size, -1, *ops.shape(x)[1:]))
         axes = (0, *(a + 1 for a in self._axes if a != 0))  # keep axis 1: the ghost index
         mean, variance = ops.moments(ghosts, axes=axes, keepdims=True)
@@ -239,6 +279,21 @@ class GhostBatchNorm(BatchNorm):
         y = self.adjust((ghosts - mean) * ops.rsqrt(variance + self.epsilon))
         y = self._scale_and_shift(y, [1, *self._broadcast])
         return ops.cast(ops.reshape(y, ops.shape(inputs)), self.compute_dtype)
+
+    def _whole_ghost_batches(self, x):
+        """``x``, once ``virtual_batch_size`` is known to divide its batch size: checked here when
+        the size is static, else by an assertion that must run before the reshape, which would
+        otherwise fail first with a message that names neither."""
+        message = f"virtual_batch_size={self.virtual_batch_size} must divide the batch size"
+        if x.shape[0] is not None:
+            if x.shape[0] % self.virtual_batch_size:
+                raise ValueError(f"{message}, got a batch of {x.shape[0]}")
+            return x
+        batch = tf.shape(x)[0]
+        check = tf.debugging.Assert(tf.equal(batch % self.virtual_batch_size, 0),
+                                    [f"{message}, got a batch of", batch])
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
 
     def get_config(self):
         return {**super().get_config(), "virtual_batch_size": self.virtual_batch_size}
@@ -269,7 +324,8 @@ class AdjustedBatchNorm(BatchNorm):
 
     def adjust(self, normalized):
         scale, bias = self.adjustment(ops.shape(normalized))
-        return normalized * scale + bias
+        # the function may return float32 tensors (e.g. noise) for float64 statistics
+        return normalized * ops.cast(scale, normalized.dtype) + ops.cast(bias, normalized.dtype)
 
     def get_config(self):
         return {**super().get_config(),
@@ -286,6 +342,11 @@ class FusedBatchNorm(BatchNorm):
     match Keras's layer: the kernel reports the batch variance with Bessel's correction,
     ``m / (m - 1)``, which is undone before the moving average, because Keras averages the biased
     variance. Inference and frozen layers use :class:`BatchNorm`'s path. TensorFlow backend only.
+
+    Dtypes as for :class:`BatchNorm`. The kernel takes float16, bfloat16 and float32 inputs with
+    float32 weights and statistics (it accumulates in float32), so mixed-precision inputs go to it
+    uncast; float64 it does not take at all, so float64 training uses :class:`BatchNorm`'s
+    non-fused path rather than losing precision in a cast.
     """
 
     def __init__(self, axis=-1, **kwargs):
@@ -302,13 +363,16 @@ class FusedBatchNorm(BatchNorm):
     def call(self, inputs, training=False):
         if not (training and self.trainable):
             return super().call(inputs, training=False)
-        x = tf.cast(inputs, "float32")
+        dtype = _statistics_dtype(inputs)
+        if dtype == "float64":
+            return super().call(inputs, training=True)
+        x = inputs if inputs.dtype in (tf.float16, tf.bfloat16) else tf.cast(inputs, dtype)
         channels = x.shape[-1]
-        gamma = self.gamma if self.scale else tf.ones(channels)
-        beta = self.beta if self.center else tf.zeros(channels)
+        gamma = tf.cast(self.gamma, dtype) if self.scale else tf.ones(channels, dtype)
+        beta = tf.cast(self.beta, dtype) if self.center else tf.zeros(channels, dtype)
         y, mean, corrected = tf.compat.v1.nn.fused_batch_norm(
             x, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
-        m = tf.cast(tf.size(x) // channels, "float32")
+        m = tf.cast(tf.size(x) // channels, dtype)
         biased = corrected * (m - 1.0) / tf.maximum(m, 1.0)
         self._update_moving_statistics(tf.stop_gradient(mean), tf.stop_gradient(biased))
         return tf.cast(y, self.compute_dtype)
@@ -355,11 +419,20 @@ class NoisyBatchNorm(keras.layers.BatchNormalization):
 
 
 def _batch_norm_layers(layer):
-    """``layer`` and every layer nested in it that keeps moving batch statistics."""
-    if isinstance(layer, (keras.layers.BatchNormalization, BatchNorm)):
-        yield layer
-    for child in getattr(layer, "layers", []):
-        yield from _batch_norm_layers(child)
+    """``layer`` and every layer nested in it, once each, that keeps moving batch statistics.
+
+    Only models list their layers (``layers``); the layers that a custom layer holds in attributes
+    (or in lists and dicts of them) Keras tracks without listing them publicly, so this walks
+    Keras's own flattening of the tracked layers, the one that ``trainable`` and ``compile`` use.
+    """
+    if hasattr(layer, "_flatten_layers"):
+        nested = layer._flatten_layers()
+    else:  # not a Keras 3 layer: at least what ``layers`` lists
+        nested = [layer, *(inner for child in getattr(layer, "layers", [])
+                           for inner in _batch_norm_layers(child))]
+    found = {id(child): child for child in nested
+             if isinstance(child, (keras.layers.BatchNormalization, BatchNorm))}
+    return list(found.values())
 
 
 def precise_batch_norm(model, batches, num_batches=None) -> int:
@@ -370,27 +443,54 @@ def precise_batch_norm(model, batches, num_batches=None) -> int:
     with no weight update, and set each layer's moving mean and variance to the *equal-weight*
     average of the batch means and (biased) variances. ``batches`` yields inputs or
     ``(inputs, labels)`` pairs. Returns the number of batches used. Explained in chapter 4.
+
+    Layers nested in custom layers count too. Each batch runs with momentum 0, so that a layer's
+    moving statistics then hold that batch's, and every batch starts from the layers' state as it
+    was (their non-trainable weights are put back after each), so no batch sees another's
+    statistics. The averages go where inference reads them, ``moving_mean`` and
+    ``moving_variance``. ``BatchNormalization(renorm=True)`` derives its moving variance from a
+    ``moving_stddev`` whose update averages standard deviations, not variances; it is set to
+    ``sqrt(variance + epsilon)`` to agree, and the training-only ``renorm_mean`` and
+    ``renorm_stddev`` are left as they were.
     """
     if num_batches is not None and num_batches < 1:
         raise ValueError(f"num_batches must be at least 1, got {num_batches}")
     layers = [layer for layer in _batch_norm_layers(model) if layer.trainable]
     if not layers:
         raise ValueError("the model has no trainable batch-norm layer to recompute")
-    momenta = [layer.momentum for layer in layers]
+    saved = [(layer.momentum, [w.numpy() for w in layer.non_trainable_weights]) for layer in layers]
+
+    def restore():
+        for layer, (momentum, values) in zip(layers, saved, strict=True):
+            layer.momentum = momentum
+            for weight, value in zip(layer.non_trainable_weights, values, strict=True):
+                weight.assign(value)
+
+    sums = [[0.0, 0.0] for _ in layers]
     used = 0
     try:
         for batch in batches:
             if num_batches is not None and used == num_batches:
                 break
             used += 1
-            for layer in layers:  # a running mean: moving = (1 - 1/k) moving + (1/k) batch k
-                layer.momentum = 1.0 - 1.0 / used
+            for layer in layers:
+                layer.momentum = 0.0
             model(batch[0] if isinstance(batch, (tuple, list)) else batch, training=True)
+            for layer, total in zip(layers, sums, strict=True):
+                total[0] = total[0] + np.asarray(layer.moving_mean, np.float64)
+                total[1] = total[1] + np.asarray(layer.moving_variance, np.float64)
+            restore()
     finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
+        restore()
     if used == 0:
         raise ValueError("batches was empty")
+    for layer, (mean_sum, variance_sum) in zip(layers, sums, strict=True):
+        mean, variance = mean_sum / used, variance_sum / used
+        layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
+        layer.moving_variance.assign(variance.astype(layer.moving_variance.dtype))
+        if getattr(layer, "renorm", False):
+            stddev = np.sqrt(variance + layer.epsilon)
+            layer.moving_stddev.assign(stddev.astype(layer.moving_stddev.dtype))
     return used
 
 

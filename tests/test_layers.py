@@ -22,7 +22,7 @@ def keras_bn(x, axis, **kwargs):
     return layer
 
 
-NORMS = ["BatchNorm", "GhostBatchNorm", "AdjustedBatchNorm", "FusedBatchNorm"]
+NORMS = ["BatchNorm", "GhostBatchNorm", "AdjustedBatchNorm", "FusedBatchNorm", "BatchRenorm"]
 POLICIES = ["float32", "mixed_float16", "mixed_bfloat16", "float64"]
 # Outputs are compared at the tolerance of the compute dtype; weights and moving statistics are
 # float32 (float64) under every policy, so they are compared tightly: float16 statistics would fail.
@@ -38,7 +38,9 @@ def no_adjustment(shape):
 
 
 def make_norm(name, batch_size=8, **kwargs):
-    """One of the four normlab batch-norm layers, set up to compute what Keras's layer computes."""
+    """One of the normlab batch-norm layers, set up to compute what Keras's layer computes."""
+    if name == "BatchRenorm":  # in its warm-up, which is plain batch norm
+        return layers.BatchRenorm(warmup_steps=10**6, **kwargs)
     if name == "GhostBatchNorm":
         return layers.GhostBatchNorm(virtual_batch_size=batch_size, **kwargs)  # one ghost batch
     if name == "AdjustedBatchNorm":
@@ -401,6 +403,18 @@ def test_precise_batch_norm_averages_batch_statistics_with_frozen_weights(norm):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("norm", [layers.BatchNorm, keras.layers.BatchNormalization])
+def test_precise_batch_norm_builds_a_layer_that_has_not_seen_an_input(norm):
+    batches = [np.random.default_rng(i).normal(2.0, 3.0, (16, 2)).astype("float32") for i in range(4)]
+    layer = norm()  # unbuilt: no weights to save before the first batch
+    assert layers.precise_batch_norm(layer, iter(batches)) == 4  # a generator: read once
+    np.testing.assert_allclose(layer.moving_mean, np.mean([b.mean(axis=0) for b in batches], axis=0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance,
+                               np.mean([b.var(axis=0) for b in batches], axis=0), rtol=1e-5)
+    assert layer.momentum == 0.99
+
+
 def test_precise_batch_norm_respects_limits_and_frozen_layers():
     x = random_input((40, 2)).astype("float32")
     frozen, live = keras.layers.BatchNormalization(), keras.layers.BatchNormalization()
@@ -535,8 +549,9 @@ def test_layers_match_keras_under_dtype_policies(name, policy, training):
     weights = [rng.uniform(0.5, 2.0, 3), rng.normal(size=3), rng.normal(size=3), rng.uniform(0.5, 2.0, 3)]
     for layer in (ours, theirs):
         layer.build(x.shape)
-        layer.set_weights(weights)
-    assert [dtype_of(w) for w in ours.weights] == [dtype_of(w) for w in theirs.weights]
+        for variable, value in zip(layer.weights, weights):  # a renorm layer's step count aside
+            variable.assign(value)
+    assert [dtype_of(w) for w in ours.weights[:4]] == [dtype_of(w) for w in theirs.weights]
     for _ in range(2):
         y, expected = ours(x, training=training), theirs(x, training=training)
         assert dtype_of(y) == dtype_of(expected) == keras.mixed_precision.Policy(policy).compute_dtype
@@ -572,12 +587,13 @@ def test_layers_train_like_keras_under_global_dtype_policies(name, policy, loop,
     set_dtype_policy(policy)
     ours = build_model(make_norm(name, batch_size=16), seed=0)
     theirs = build_model(keras.layers.BatchNormalization(), seed=0)
-    theirs.set_weights(ours.get_weights())
+    shared = [w for w in ours.weights if w.name != "steps"]  # a renorm layer's step count aside
+    theirs.set_weights([w.numpy() for w in shared])
     for model in (ours, theirs):
         train_briefly(model, x, y, loop)
     assert dtype_of(ours.layers[1].moving_mean) == dtype_of(theirs.layers[1].moving_mean)
     assert not np.allclose(ours.layers[1].moving_mean, 0.0)  # the statistics really moved
-    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+    for a, b in zip(shared, theirs.weights, strict=True):
         np.testing.assert_allclose(a, b, **VARIABLE_TOLERANCES[policy])
     np.testing.assert_allclose(np.asarray(ours.predict(x, verbose=0), np.float64),
                                np.asarray(theirs.predict(x, verbose=0), np.float64), **TOLERANCES[policy])
@@ -625,17 +641,39 @@ def test_batch_renorm_warms_up_as_batch_norm_then_follows_its_schedule():
     assert bounds[2] == [1.5, 2.5] and bounds[-1] == [3.0, 5.0]  # step 3 of ramps to 6 and 4
 
 
-def test_batch_renorm_with_fixed_bounds_matches_keras_renorm():
+@pytest.mark.parametrize("policy", POLICIES)
+def test_batch_renorm_with_fixed_bounds_matches_keras_renorm_under_dtype_policies(policy):
+    # a first step from moving statistics 0 and 1, far from the batch's: r and d are clipped
     x = random_input((32, 5, 5, 4)).astype("float32")
-    ours = layers.BatchRenorm(rmax=3.0, dmax=5.0, epsilon=1e-6)
+    ours = layers.BatchRenorm(rmax=3.0, dmax=5.0, epsilon=1e-6, dtype=policy)
     theirs = keras.layers.BatchNormalization(
-        renorm=True, renorm_clipping={"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0}, epsilon=1e-6)
-    np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), rtol=1e-4, atol=1e-4)
+        renorm=True, renorm_clipping={"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0}, epsilon=1e-6,
+        dtype=policy)
+    y, expected = ours(x, training=True), theirs(x, training=True)
+    assert dtype_of(y) == dtype_of(expected) == keras.mixed_precision.Policy(policy).compute_dtype
+    assert dtype_of(ours.steps) == dtype_of(ours.moving_mean) == dtype_of(theirs.moving_mean)
+    # Keras's renorm starts its stddev at 1, not sqrt(1 + epsilon): a 5e-7 difference in r
+    tolerance = TOLERANCES[policy] if "16" in policy else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(y, np.float64), np.asarray(expected, np.float64), **tolerance)
 
 
-@pytest.mark.parametrize("bad", [dict(rmax=0.5), dict(dmax=-1.0)])
-def test_batch_renorm_rejects_bounds_that_clip_nothing_sensible(bad):
-    with pytest.raises(ValueError, match=next(iter(bad))):
+def test_batch_renorm_counts_steps_past_float16_precision_under_mixed_float16(set_dtype_policy):
+    set_dtype_policy("mixed_float16")
+    layer = layers.BatchRenorm(warmup_steps=2049, rmax_steps=4097)
+    layer.build((4, 3))
+    layer.steps.assign(2049.0)  # float16 would read 2048 + 1 as 2048
+    layer(np.ones((4, 3), "float32"), training=True)
+    assert float(layer.steps) == 2050.0 and float(layer.clipping()[0]) == 1.0 + 2.0 / 2048
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(rmax=0.5), "rmax must be >= 1"), (dict(dmax=-1.0), "dmax must be >= 0"),
+    (dict(rmax=float("nan")), "rmax must be a finite"), (dict(dmax="5"), "dmax must be a finite"),
+    (dict(warmup_steps=1.5), "warmup_steps must be an int"),
+    (dict(rmax_steps=-1), "rmax_steps must be >= 0"), (dict(dmax_steps=None), "dmax_steps must be an int"),
+])
+def test_batch_renorm_rejects_bounds_and_schedules_by_name(bad, message):
+    with pytest.raises(ValueError, match=message):
         layers.BatchRenorm(**bad)
 
 

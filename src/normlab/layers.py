@@ -458,10 +458,10 @@ def precise_batch_norm(model, batches, num_batches=None) -> int:
     layers = [layer for layer in _batch_norm_layers(model) if layer.trainable]
     if not layers:
         raise ValueError("the model has no trainable batch-norm layer to recompute")
-    saved = [(layer.momentum, [w.numpy() for w in layer.non_trainable_weights]) for layer in layers]
+    saved = []
 
     def restore():
-        for layer, (momentum, values) in zip(layers, saved, strict=True):
+        for layer, (momentum, values) in zip(layers, saved):
             layer.momentum = momentum
             for weight, value in zip(layer.non_trainable_weights, values, strict=True):
                 weight.assign(value)
@@ -473,9 +473,15 @@ def precise_batch_norm(model, batches, num_batches=None) -> int:
             if num_batches is not None and used == num_batches:
                 break
             used += 1
+            inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if not saved:  # the state to put back, once every layer has its weights
+                if not all(layer.built for layer in layers):
+                    model(inputs, training=False)  # builds them; inference changes no state
+                saved = [(layer.momentum, [w.numpy() for w in layer.non_trainable_weights])
+                         for layer in layers]
             for layer in layers:
                 layer.momentum = 0.0
-            model(batch[0] if isinstance(batch, (tuple, list)) else batch, training=True)
+            model(inputs, training=True)
             for layer, total in zip(layers, sums, strict=True):
                 total[0] = total[0] + np.asarray(layer.moving_mean, np.float64)
                 total[1] = total[1] + np.asarray(layer.moving_variance, np.float64)
@@ -506,7 +512,7 @@ class BatchRenorm(BatchNorm):
     or not i.i.d. Keras's ``renorm=True`` clips with fixed bounds; the paper trains as batch norm
     (``r_max = 1, d_max = 0``) while the moving statistics settle, then relaxes the bounds
     linearly. The layer counts its own training steps, so the schedule runs alike in ``fit`` and in
-    a custom loop. Explained in chapter 8.
+    a custom loop. Explained in chapter 8. Dtypes as for :class:`BatchNorm`.
 
     Args:
         rmax, dmax: the final bounds (the paper's 3 and 5).
@@ -518,23 +524,30 @@ class BatchRenorm(BatchNorm):
 
     def __init__(self, rmax=3.0, dmax=5.0, warmup_steps=0, rmax_steps=0, dmax_steps=0, **kwargs):
         super().__init__(**kwargs)
-        if not rmax >= 1.0:
+        self.rmax, self.dmax = _real_argument("rmax", rmax), _real_argument("dmax", dmax)
+        if self.rmax < 1.0:
             raise ValueError(f"rmax must be >= 1, got {rmax}")
-        if not dmax >= 0.0:
+        if self.dmax < 0.0:
             raise ValueError(f"dmax must be >= 0, got {dmax}")
-        self.rmax, self.dmax = float(rmax), float(dmax)
-        self.warmup_steps, self.rmax_steps, self.dmax_steps = warmup_steps, rmax_steps, dmax_steps
+        steps = {name: _int_argument(name, value) for name, value in
+                 (("warmup_steps", warmup_steps), ("rmax_steps", rmax_steps), ("dmax_steps", dmax_steps))}
+        for name, value in steps.items():
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        self.warmup_steps, self.rmax_steps, self.dmax_steps = steps.values()
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.steps = self.add_weight(shape=(), initializer="zeros", trainable=False, name="steps")
+        # float32 under every policy but float64, and not autocast: float16 counts stop at 2048
+        self.steps = self.add_weight(shape=(), initializer="zeros", trainable=False, name="steps",
+                                     autocast=False)
 
     def clipping(self):
-        """``(r_max, d_max)`` at the current training step."""
+        """``(r_max, d_max)`` at the current training step, in the dtype of the step counter."""
         def relaxed(final, until):
             span = until - self.warmup_steps
             if span <= 0:  # no ramp: the final bound from the end of the warm-up on
-                return ops.cast(self.steps >= self.warmup_steps, "float32") * final
+                return ops.cast(self.steps >= self.warmup_steps, self.steps.dtype) * final
             return ops.clip((self.steps - self.warmup_steps) / span, 0.0, 1.0) * final
 
         return 1.0 + relaxed(self.rmax - 1.0, self.rmax_steps), relaxed(self.dmax, self.dmax_steps)
@@ -542,13 +555,15 @@ class BatchRenorm(BatchNorm):
     def call(self, inputs, training=False):
         if not (training and self.trainable):
             return super().call(inputs, training=False)
-        x = ops.cast(inputs, "float32")
+        x = ops.cast(inputs, _statistics_dtype(inputs))
         mean, variance = ops.moments(x, axes=self._axes)
+        moving_mean, moving_variance = (ops.cast(v, x.dtype) for v in (self.moving_mean,
+                                                                       self.moving_variance))
         batch_std = ops.sqrt(variance + self.epsilon)
-        moving_std = ops.sqrt(self.moving_variance + self.epsilon)
-        rmax, dmax = self.clipping()
+        moving_std = ops.sqrt(moving_variance + self.epsilon)
+        rmax, dmax = (ops.cast(bound, x.dtype) for bound in self.clipping())
         r = ops.stop_gradient(ops.clip(batch_std / moving_std, 1.0 / rmax, rmax))
-        d = ops.stop_gradient(ops.clip((mean - self.moving_mean) / moving_std, -dmax, dmax))
+        d = ops.stop_gradient(ops.clip((mean - moving_mean) / moving_std, -dmax, dmax))
         self._update_moving_statistics(mean, variance)
         self.steps.assign_add(1.0)
         shape = self._broadcast

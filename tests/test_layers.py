@@ -549,7 +549,7 @@ def test_layers_match_keras_under_dtype_policies(name, policy, training):
     weights = [rng.uniform(0.5, 2.0, 3), rng.normal(size=3), rng.normal(size=3), rng.uniform(0.5, 2.0, 3)]
     for layer in (ours, theirs):
         layer.build(x.shape)
-        for variable, value in zip(layer.weights, weights):  # a renorm layer's step count aside
+        for variable, value in zip(layer.weights, weights, strict=False):  # renorm: steps aside
             variable.assign(value)
     assert [dtype_of(w) for w in ours.weights[:4]] == [dtype_of(w) for w in theirs.weights]
     for _ in range(2):

@@ -461,7 +461,7 @@ def precise_batch_norm(model, batches, num_batches=None) -> int:
     saved = []
 
     def restore():
-        for layer, (momentum, values) in zip(layers, saved):
+        for layer, (momentum, values) in zip(layers, saved):  # noqa: B905 (none saved before a batch)
             layer.momentum = momentum
             for weight, value in zip(layer.non_trainable_weights, values, strict=True):
                 weight.assign(value)

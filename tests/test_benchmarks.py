@@ -10,11 +10,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_bn_step_benchmark_prints_the_ratio():
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bn_step.py"), "--batch", "4", "--size", "4",
-         "--channels", "2", "--steps", "1", "--rounds", "1"],
+        [sys.executable, str(ROOT / "benchmarks" / "bn_step.py"), "--shapes", "8x4x4x2", "8x3",
+         "--steps", "1", "--rounds", "1"],
         capture_output=True, text=True, check=True)
-    assert "keras.layers.BatchNormalization" in result.stdout
-    assert "ratio fused / keras: " in result.stdout and result.stderr == ""
+    assert "input (8, 4, 4, 2)" in result.stdout and "input (8, 3)" in result.stdout
+    assert result.stdout.count("ratio fused / keras: ") == 2 and result.stderr == ""
+    assert "x * weight (any layer's floor)" in result.stdout
+    differences = [float(value.split()[-1]) for line in result.stdout.splitlines()
+                   if line.startswith("largest difference from float64: ")
+                   for value in line.split(": ", 1)[1].split(", ")]
+    assert len(differences) == 4 and max(differences) < 1e-5  # fused and Keras, per shape
 
 
 def test_lenet_epoch_benchmark_prints_the_ratios():

@@ -487,11 +487,22 @@ def test_precise_batch_norm_sets_what_a_renorm_layer_reads_at_inference():
     assert norm.momentum == 0.9
 
 
-def test_fused_batch_norm_matches_keras_in_outputs_gradients_and_statistics():
-    x = tf.constant(random_input((16, 5, 5, 4)).astype("float32"))
+# (shape, computation): TensorFlow's kernel where channels fill CPU vector registers (multiples of 8)
+# on a conv map or 256 features, else packed rows (8 positions of 4 channels, 2 of 20, 1 of 120,
+# and 1 of 5 where 63 examples cannot be split evenly)
+FUSED_CASES = [((16, 5, 5, 8), "kernel"), ((16, 256), "kernel"), ((16, 5, 5, 4), "packed"),
+               ((64, 20), "packed"), ((64, 120), "packed"), ((63, 5), "packed"), ((32, 5, 5, 3), "packed")]
+
+
+@pytest.mark.parametrize("shape, computation", FUSED_CASES)
+def test_fused_batch_norm_matches_keras_in_outputs_gradients_and_statistics(shape, computation):
+    x = tf.constant(random_input(shape).astype("float32"))
+    channels = shape[-1]
+    assert layers.FusedBatchNorm._fused_kernel(x) == (computation == "kernel")
     ours, theirs = layers.FusedBatchNorm(momentum=0.8), keras_bn(x.numpy(), -1, momentum=0.8)
     ours.build(x.shape)
-    weights = [np.linspace(0.5, 2.0, 4), np.linspace(-1, 1, 4), np.zeros(4), np.ones(4)]
+    weights = [np.linspace(0.5, 2.0, channels), np.linspace(-1, 1, channels), np.zeros(channels),
+               np.ones(channels)]
     ours.set_weights(weights)
     theirs.set_weights(weights)
     for _ in range(3):
@@ -528,10 +539,18 @@ def test_fused_batch_norm_trains_and_saves_like_keras(tmp_path):
     np.testing.assert_allclose(restored.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-5)
 
 
-def test_fused_batch_norm_rejects_what_the_kernel_cannot_do():
-    with pytest.raises(ValueError, match="channels-last 4-D"):
-        layers.FusedBatchNorm()(np.ones((4, 3), "float32"))
-    with pytest.raises(ValueError, match="channels-last 4-D"):
+def test_packed_rows_fill_vector_registers_and_divide_every_batch():
+    assert layers._packing((256, 28, 28, 6)) == 8  # rows of 48 values
+    assert layers._packing((None, 28, 28, 6)) == 8  # 784 positions per example: any batch size
+    assert layers._packing((None, 120)) == layers._packing((256, 84)) == 1  # already wide
+    assert layers._packing((256, 5)) == 8 and layers._packing((None, 5)) == 1
+    assert layers._packing((6, 5)) == 2 and layers._packing((None, 3, 3, 5)) == 1
+
+
+def test_fused_batch_norm_rejects_what_it_cannot_do():
+    with pytest.raises(ValueError, match=r"channels-last inputs, \(N, H, W, C\) or \(N, C\)"):
+        layers.FusedBatchNorm()(np.ones((4, 3, 2), "float32"))
+    with pytest.raises(ValueError, match="channels-last inputs"):
         layers.FusedBatchNorm(axis=1)(np.ones((2, 3, 4, 4), "float32"))
     with pytest.raises(ValueError, match=r"epsilon >= 1\.001e-5"):
         layers.FusedBatchNorm(epsilon=1e-6)
@@ -540,13 +559,15 @@ def test_fused_batch_norm_rejects_what_the_kernel_cannot_do():
 @pytest.mark.parametrize("name", NORMS)
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
-def test_layers_match_keras_under_dtype_policies(name, policy, training):
+@pytest.mark.parametrize("channels", [3, 8])  # FusedBatchNorm: packed rows, TensorFlow's kernel
+def test_layers_match_keras_under_dtype_policies(name, policy, training, channels):
     # values of a few hundred: their float16 variance would overflow (float16 stops at 65504)
-    x = random_input((8, 4, 4, 3)).astype("float32") * 100.0
+    x = random_input((8, 4, 4, channels)).astype("float32") * 100.0
     ours = make_norm(name, momentum=0.8, dtype=policy)
     theirs = keras.layers.BatchNormalization(momentum=0.8, dtype=policy)
     rng = np.random.default_rng(5)
-    weights = [rng.uniform(0.5, 2.0, 3), rng.normal(size=3), rng.normal(size=3), rng.uniform(0.5, 2.0, 3)]
+    weights = [rng.uniform(0.5, 2.0, channels), rng.normal(size=channels), rng.normal(size=channels),
+               rng.uniform(0.5, 2.0, channels)]
     for layer in (ours, theirs):
         layer.build(x.shape)
         for variable, value in zip(layer.weights, weights, strict=False):  # renorm: steps aside

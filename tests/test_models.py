@@ -29,7 +29,7 @@ def test_norm_placement_relative_to_relu(placement, expected):
 
 @pytest.mark.parametrize("norm, conv_type, dense_type", [
     ("batch", keras.layers.BatchNormalization, keras.layers.BatchNormalization),
-    ("batch_fused", layers.FusedBatchNorm, keras.layers.BatchNormalization),
+    ("batch_fused", layers.FusedBatchNorm, layers.FusedBatchNorm),
     ("layer", keras.layers.LayerNormalization, keras.layers.LayerNormalization),
     ("group", keras.layers.GroupNormalization, keras.layers.GroupNormalization)])
 def test_every_conv_and_hidden_dense_layer_gets_the_chosen_norm(norm, conv_type, dense_type):

@@ -163,6 +163,30 @@ def test_probes_are_recorded_per_epoch_and_leave_the_training_alone(tiny):
     np.testing.assert_allclose(probed.history["loss"], plain.history["loss"], rtol=1e-5)
 
 
+def test_a_run_evaluated_at_the_last_epoch_trains_the_same_and_validates_once(tiny):
+    config = CONFIG.but(epochs=3, probes=("precise_bn_val_acc",))
+    every, last = train.run(config, tiny), train.run(config.but(evaluate="last_epoch"), tiny)
+    assert "evaluate" not in config.to_dict() and last.config.to_dict()["evaluate"] == "last_epoch"
+    assert len(every.history["val_acc"]) == 3 and len(last.history["val_acc"]) == 1
+    assert len(last.probes["precise_bn_val_acc"]) == 1 and len(last.train_seconds) == 3
+    np.testing.assert_allclose(last.history["loss"], every.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(last.metric("val_acc")[-1], every.metric("val_acc")[-1], atol=1e-6)
+    np.testing.assert_allclose(last.metric("precise_bn_val_acc"), every.metric("precise_bn_val_acc")[-1:],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="unknown evaluate 'never'"):
+        config.but(evaluate="never")
+
+
+def test_several_steps_per_call_train_as_one_step_per_call(tiny, tmp_path, monkeypatch):
+    config = CONFIG.but(batch_size=4, epochs=2)  # 10 steps an epoch: one call of 8, one of 2
+    batched = train.run(config, tiny)
+    monkeypatch.setattr(train, "STEPS_PER_EXECUTION", 1)
+    monkeypatch.setenv(train.CACHE_VARIABLE, str(tmp_path / "one_step"))
+    single = train.run(config, tiny)
+    for name in ("loss", "acc", "val_loss", "val_acc"):
+        np.testing.assert_allclose(batched.history[name], single.history[name], rtol=1e-4, atol=1e-6)
+
+
 def test_sgd_and_a_sigmoid_output_train(tiny):
     record = train.run(CONFIG.but(optimizer="sgd", learning_rate=0.01, output="sigmoid"), tiny)
     assert np.all(np.isfinite(record.history["loss"]))

@@ -7,6 +7,7 @@ to match ``keras.layers.BatchNormalization`` in training, inference and moving s
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -332,20 +333,78 @@ class AdjustedBatchNorm(BatchNorm):
                 "adjustment": keras.saving.serialize_keras_object(self.adjustment)}
 
 
+PACKED_WIDTH = 32  # values per row at least, for the packed computation to fill vector registers
+
+
+def _packing(shape) -> int:
+    """Positions per packed row: a power of two that makes rows ``PACKED_WIDTH`` values wide, or
+    less where it must, to divide the positions of every batch of ``shape`` (``None`` sizes aside)."""
+    positions = math.prod(size or 1 for size in shape[:-1])
+    packing = 1
+    while packing * shape[-1] < PACKED_WIDTH and positions % (2 * packing) == 0:
+        packing *= 2
+    return packing
+
+
+def _packed_batch_norm(x, gamma, beta, epsilon, packing):
+    """Batch norm of a float32 channels-last ``x`` in training mode: ``(y, mean, biased variance)``.
+
+    Per-channel sums over an (M, C) view of a few channels reduce along rows too short to fill a
+    vector register; the same memory read as (M / k, k C) rows fills them, and the k partial sums
+    of a channel are added at the end. The gradient is written out (chapter 2's equation (7)):
+    ``dx = s dy + c1 (x - mu) + c0`` with per-channel ``s, c1, c0``, fewer passes over the
+    activation than differentiating the forward operations takes.
+    """
+    channels = x.shape[-1]
+    rows = tf.reshape(x, (-1, packing * channels))
+    count = tf.cast(tf.shape(rows)[0] * packing, x.dtype)
+
+    def per_channel(sums):
+        return sums if packing == 1 else tf.reduce_sum(tf.reshape(sums, (packing, channels)), axis=0)
+
+    def tiled(values):
+        return values if packing == 1 else tf.tile(values, [packing])
+
+    mean = per_channel(tf.reduce_sum(rows, axis=0)) / count
+    centered = rows - tiled(mean)
+    variance = per_channel(tf.reduce_sum(tf.square(centered), axis=0)) / count
+    inv_std = tf.math.rsqrt(variance + epsilon)
+
+    @tf.custom_gradient
+    def normalize(centered, gamma, beta):
+        scale = gamma * inv_std
+
+        def gradient(dy):
+            dbeta = per_channel(tf.reduce_sum(dy, axis=0))
+            dgamma = inv_std * per_channel(tf.reduce_sum(dy * centered, axis=0))
+            c1 = -scale * inv_std * dgamma / count
+            c0 = -scale * dbeta / count
+            return dy * tiled(scale) + centered * tiled(c1) + tiled(c0), dgamma, dbeta
+
+        return centered * tiled(scale) + tiled(beta), gradient
+
+    return tf.reshape(normalize(centered, gamma, beta), tf.shape(x)), mean, variance
+
+
 @keras.saving.register_keras_serializable(package="normlab")
 class FusedBatchNorm(BatchNorm):
-    """``keras.layers.BatchNormalization`` for channels-last 4-D inputs, trained with TF's fused kernel.
+    """``keras.layers.BatchNormalization`` for channels-last conv (N, H, W, C) and dense (N, C)
+    activations, trained with one forward and one backward computation per step.
 
-    Keras 3 writes batch norm with ``keras.ops`` (it runs on every backend), several separate
-    operations; TensorFlow's ``fused_batch_norm`` does forward and backward in one kernel each,
-    which is several times faster per step on a CPU. Outputs, gradients and moving statistics
-    match Keras's layer: the kernel reports the batch variance with Bessel's correction,
-    ``m / (m - 1)``, which is undone before the moving average, because Keras averages the biased
-    variance. Inference and frozen layers use :class:`BatchNorm`'s path. TensorFlow backend only.
+    Keras 3 writes batch norm with ``keras.ops`` (it runs on every backend): several separate
+    operations, each a pass over the activation, forward and backward. This layer does each
+    direction in one computation, with whichever of two is faster for the input: TensorFlow's fused
+    kernel (``fused_batch_norm``) on a GPU and where the channels fill the CPU's vector registers,
+    else :func:`_packed_batch_norm`, whose rows of several positions fill them (oneDNN's kernel
+    vectorizes across channels, and six of them leave most of a register empty). Outputs, gradients
+    and moving statistics match Keras's layer; the fused kernel reports the batch variance with
+    Bessel's correction, ``m / (m - 1)``, which is undone before the moving average, because Keras
+    averages the biased variance. Inference and frozen layers use :class:`BatchNorm`'s path.
+    TensorFlow backend only.
 
-    Dtypes as for :class:`BatchNorm`. The kernel takes float16, bfloat16 and float32 inputs with
-    float32 weights and statistics (it accumulates in float32), so mixed-precision inputs go to it
-    uncast; float64 it does not take at all, so float64 training uses :class:`BatchNorm`'s
+    Dtypes as for :class:`BatchNorm`. The fused kernel takes float16, bfloat16 and float32 inputs
+    with float32 weights and statistics (it accumulates in float32), so mixed-precision inputs go to
+    it uncast; float64 it does not take at all, so float64 training uses :class:`BatchNorm`'s
     non-fused path rather than losing precision in a cast.
     """
 
@@ -355,9 +414,9 @@ class FusedBatchNorm(BatchNorm):
             raise ValueError(f"the fused kernel needs epsilon >= 1.001e-5, got {self.epsilon}")
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or _feature_axis(4, self.axis) != 3:
-            raise ValueError("FusedBatchNorm takes channels-last 4-D inputs (N, H, W, C) with axis=-1, "
-                             f"got shape {input_shape} and axis {self.axis}")
+        if len(input_shape) not in (2, 4) or _feature_axis(len(input_shape), self.axis) != len(input_shape) - 1:
+            raise ValueError("FusedBatchNorm takes channels-last inputs, (N, H, W, C) or (N, C), with "
+                             f"axis=-1, got shape {input_shape} and axis {self.axis}")
         super().build(input_shape)
 
     def call(self, inputs, training=False):
@@ -366,16 +425,34 @@ class FusedBatchNorm(BatchNorm):
         dtype = _statistics_dtype(inputs)
         if dtype == "float64":
             return super().call(inputs, training=True)
-        x = inputs if inputs.dtype in (tf.float16, tf.bfloat16) else tf.cast(inputs, dtype)
-        channels = x.shape[-1]
+        channels = inputs.shape[-1]
         gamma = tf.cast(self.gamma, dtype) if self.scale else tf.ones(channels, dtype)
         beta = tf.cast(self.beta, dtype) if self.center else tf.zeros(channels, dtype)
-        y, mean, corrected = tf.compat.v1.nn.fused_batch_norm(
-            x, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
-        m = tf.cast(tf.size(x) // channels, dtype)
-        biased = corrected * (m - 1.0) / tf.maximum(m, 1.0)
-        self._update_moving_statistics(tf.stop_gradient(mean), tf.stop_gradient(biased))
+        if self._fused_kernel(inputs):
+            y, mean, variance = self._fused(inputs, gamma, beta, dtype)
+        else:
+            y, mean, variance = _packed_batch_norm(tf.cast(inputs, dtype), gamma, beta, self.epsilon,
+                                                   _packing(inputs.shape))
+        self._update_moving_statistics(tf.stop_gradient(mean), tf.stop_gradient(variance))
         return tf.cast(y, self.compute_dtype)
+
+    @staticmethod
+    def _fused_kernel(inputs) -> bool:
+        """Whether TensorFlow's kernel is the faster computation: on a GPU (cuDNN), and on a CPU
+        where the channels fill its vector registers (multiples of 8 float32 values) and the
+        activation is large enough to repay the kernel's fixed cost (a conv map, or 256 features)."""
+        channels = inputs.shape[-1]
+        return bool(tf.config.list_logical_devices("GPU")) or (
+            channels % 8 == 0 and (len(inputs.shape) == 4 or channels >= 256))
+
+    def _fused(self, inputs, gamma, beta, dtype):
+        x = inputs if inputs.dtype in (tf.float16, tf.bfloat16) else tf.cast(inputs, dtype)
+        four_d = tf.reshape(x, (-1, 1, 1, x.shape[-1])) if len(x.shape) == 2 else x
+        y, mean, corrected = tf.compat.v1.nn.fused_batch_norm(
+            four_d, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        m = tf.cast(tf.size(x) // x.shape[-1], dtype)
+        biased = corrected * (m - 1.0) / tf.maximum(m, 1.0)
+        return tf.reshape(y, tf.shape(x)), mean, biased
 
 
 @keras.saving.register_keras_serializable(package="normlab")

@@ -28,8 +28,8 @@ GROUPS = 2  # divides every LeNet-5 width: 6, 16, 120 and 84
 def norm_layer(kind: str, rank: int, name: str, momentum: float = 0.99):
     """A fresh normalization layer for a rank-``rank`` activation (4: conv, 2: dense), or None.
 
-    ``batch`` is Keras's layer, whose moving averages use ``momentum``; ``batch_fused`` the same
-    with TensorFlow's fused kernel on conv activations; ``layer`` normalizes each example over all
+    ``batch`` is Keras's layer, whose moving averages use ``momentum``; ``batch_fused`` computes
+    the same faster (:class:`normlab.layers.FusedBatchNorm`); ``layer`` normalizes each example over all
     its features (height, width and channels for a conv activation); ``group`` over groups of
     channels.
     """
@@ -37,9 +37,9 @@ def norm_layer(kind: str, rank: int, name: str, momentum: float = 0.99):
         raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
     if kind == "none":
         return None
-    if kind == "batch_fused" and rank == 4:
+    if kind == "batch_fused":
         return FusedBatchNorm(momentum=momentum, name=name)
-    if kind in ("batch", "batch_fused"):
+    if kind == "batch":
         return keras.layers.BatchNormalization(momentum=momentum, name=name)
     if kind == "layer":
         return keras.layers.LayerNormalization(axis=list(range(1, rank)), name=name)

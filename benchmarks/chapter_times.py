@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from normlab import notebooks, runtime
+from normlab import notebooks, readers, runtime
 from normlab.train import CACHE_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,14 @@ def measure(path: Path, profile: str) -> dict[str, float]:
         return {state: notebooks.run(nbformat.read(path, as_version=4), path.parent, profile,
                                      **{CACHE_VARIABLE: cache})
                 for state in ("cold", "warm")}
+
+
+def measure_in_place(path: Path, profile: str) -> dict[str, float]:
+    """Seconds for the chapter's own execution (cold: run after a change that re-keys its runs)
+    then a warm run of a copy, both with the book's default results cache."""
+    cold = notebooks.execute(path, profile)
+    readers.write_reader(path)
+    return {"cold": cold, "warm": notebooks.run(nbformat.read(path, as_version=4), path.parent, profile)}
 
 
 def duration(seconds: float | None) -> str:
@@ -78,6 +86,8 @@ def main():
     parser.add_argument("chapters", nargs="*", type=Path,
                         default=sorted((ROOT / "book").glob("[0-9]*.ipynb")))
     parser.add_argument("--profiles", nargs="+", default=["smoke", "full"], choices=["smoke", "full"])
+    parser.add_argument("--in-place", action="store_true",
+                        help="the cold run executes the chapter itself, into the default results cache")
     parser.add_argument("--table-only", action="store_true",
                         help="rewrite the table from the stored times, measuring nothing")
     args = parser.parse_args()
@@ -90,7 +100,7 @@ def main():
     for profile in args.profiles:
         for path in args.chapters:
             path = path.resolve()
-            times = measure(path, profile)
+            times = (measure_in_place if args.in_place else measure)(path, profile)
             here.setdefault(path.stem, {})[profile] = times
             print(f"{path.stem:28s} {profile:6s} cold {duration(times['cold']):>14s}   "
                   f"warm {duration(times['warm']):>14s}", flush=True)

@@ -90,3 +90,48 @@ def test_arrays_hash_contents_not_only_shapes():
     assert fingerprint.arrays(a) == fingerprint.arrays(a.copy())
     assert fingerprint.arrays(a) != fingerprint.arrays(b)
     assert fingerprint.arrays(a) != fingerprint.arrays(a.astype(np.int64))
+
+
+def chapter_class(body: str) -> type:
+    """A class as a chapter defines it: in ``__main__``, from source run in a cell."""
+    namespace = {"__name__": "__main__"}
+    exec(textwrap.dedent(body), namespace)
+    return namespace["Scale"]
+
+
+def test_a_chapter_class_is_hashed_by_what_its_methods_do():
+    one = chapter_class("""
+        class Scale:
+            def call(self, x):
+                return 2 * x
+        """)
+    moved = chapter_class("""
+
+
+        class Scale:  # defined further down a cell, with a comment
+            def call(self, x):
+                return 2 * x
+        """)
+    other = chapter_class("""
+        class Scale:
+            def call(self, x):
+                return 3 * x
+        """)
+    assert fingerprint.classes(one) == fingerprint.classes(moved) != fingerprint.classes(other)
+
+
+def test_library_classes_are_left_to_the_versions_and_normlab_ones_hashed_by_source():
+    from normlab import layers
+
+    assert fingerprint.classes(int) == fingerprint.classes()
+    assert fingerprint.classes(layers.FusedBatchNorm) != fingerprint.classes(layers.GhostBatchNorm)
+
+
+def test_batches_hash_every_batch_in_order():
+    import tensorflow as tf
+
+    x = np.arange(8, dtype="float32")
+    assert fingerprint.batches(tf.data.Dataset.from_tensor_slices(x).batch(4)) == \
+        fingerprint.batches(tf.data.Dataset.from_tensor_slices(x.copy()).batch(4))
+    assert fingerprint.batches(tf.data.Dataset.from_tensor_slices(x).batch(4)) != \
+        fingerprint.batches(tf.data.Dataset.from_tensor_slices(x[::-1].copy()).batch(4))

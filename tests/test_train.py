@@ -224,9 +224,55 @@ def test_adaptive_clipping_limits_each_units_step_to_a_fraction_of_its_weights()
     np.testing.assert_allclose(variable.numpy(), [[0.9, 0.0], [0.0, 1.99]], atol=1e-6)
 
 
-def test_fit_seeds_returns_a_row_per_seed():
+def dense_model():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+
+@pytest.fixture
+def points():
     rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
-    histories = train.fit_seeds(lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]),
-                                (x, y), (x, y), [0, 1], epochs=2, batch_size=16)
+    return rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
+
+
+def test_fit_seeds_returns_a_row_per_seed(points):
+    histories = train.fit_seeds(dense_model, points, points, [0, 1], epochs=2, batch_size=16)
     assert histories["val_acc"].shape == (2, 2)
+    assert not np.array_equal(histories["loss"][0], histories["loss"][1])
+
+
+def test_fit_seeds_reads_each_seed_from_the_cache(points, cache, monkeypatch):
+    first = train.fit_seeds(dense_model, points, points, [0, 1], epochs=2, batch_size=16)
+    assert len(list((cache / "fit").glob("*.json"))) == 2
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: pytest.fail("retrained a cached run"))
+    again = train.fit_seeds(dense_model, points, points, [1, 0], epochs=2, batch_size=16)
+    np.testing.assert_array_equal(again["loss"], first["loss"][::-1])
+
+
+def test_fit_seeds_evaluates_at_the_last_epoch_only_when_asked(points):
+    histories = train.fit_seeds(dense_model, points, points, [0], epochs=3, batch_size=16,
+                                evaluate="last_epoch")
+    assert histories["loss"].shape == (1, 3) and histories["val_acc"].shape == (1, 1)
+    with pytest.raises(ValueError, match="unknown evaluate"):
+        train.fit_seeds(dense_model, points, points, [0], epochs=1, evaluate="never")
+
+
+def test_the_fit_key_follows_the_model_the_data_the_batches_and_the_optimizer(points):
+    x, y = points
+
+    def key(build=dense_model, optimizer=lambda: keras.optimizers.Adam(1e-3), x=x, size=16, seed=0,
+            epochs=2):
+        runtime.set_seed(0)
+        model = build()
+        model.compile(optimizer=optimizer(), loss="mse")
+        batches = fingerprint.batches(data.pipeline(x, y, size, shuffle_seed=seed))
+        return train._fit_key(model, batches, points, epochs, "every_epoch")
+
+    base = key()
+    assert key() == base
+    changed = [
+        key(build=lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, use_bias=False)])),
+        key(optimizer=lambda: keras.optimizers.Adam(1e-2)),
+        key(optimizer=lambda: train.AdaptiveClippingSGD(clipping=0.1)),
+        key(x=x + 1), key(size=32), key(seed=1), key(epochs=3),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)

@@ -18,6 +18,7 @@ import ast
 import functools
 import hashlib
 import re
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,3 +189,39 @@ def arrays(*values) -> str:
         digest.update(f"\0{array.dtype.str}{array.shape}\0".encode())
         digest.update(array.data)
     return digest.hexdigest()
+
+
+def batches(dataset) -> str:
+    """A hash of one pass over a ``tf.data`` pipeline, batch by batch, in order."""
+    digest = hashlib.sha256()
+    for batch in dataset.as_numpy_iterator():
+        digest.update(arrays(*batch).encode())
+    return digest.hexdigest()
+
+
+def classes(*kinds: type) -> str:
+    """A hash of the code of classes that no library version pins: normlab's by syntax tree (as
+    :func:`code`), a chapter's own (defined in ``__main__``) by the bytecode of their methods."""
+    digest = hashlib.sha256()
+    bases = {base for kind in kinds for base in kind.__mro__}
+    for kind in sorted(bases, key=lambda kind: (kind.__module__, kind.__qualname__)):
+        if kind.__module__.startswith(PACKAGE + "."):
+            digest.update(code(f"{kind.__module__.split('.', 1)[1]}.{kind.__qualname__}").encode())
+        elif kind.__module__ == "__main__":
+            digest.update(f"\0{kind.__qualname__}\0".encode())
+            for name, value in sorted(vars(kind).items()):
+                function = getattr(value, "__func__", getattr(value, "fget", value))
+                if isinstance(getattr(function, "__code__", None), types.CodeType):
+                    digest.update(name.encode())
+                    _bytecode(function.__code__, digest)
+    return digest.hexdigest()
+
+
+def _bytecode(code_object: types.CodeType, digest) -> None:
+    """What a function does, without where it was defined (a cell's file name changes)."""
+    digest.update(code_object.co_code + repr((code_object.co_names, code_object.co_varnames)).encode())
+    for constant in code_object.co_consts:
+        if isinstance(constant, types.CodeType):
+            _bytecode(constant, digest)
+        else:
+            digest.update(repr(constant).encode())

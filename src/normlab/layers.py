@@ -414,7 +414,8 @@ class FusedBatchNorm(BatchNorm):
             raise ValueError(f"the fused kernel needs epsilon >= 1.001e-5, got {self.epsilon}")
 
     def build(self, input_shape):
-        if len(input_shape) not in (2, 4) or _feature_axis(len(input_shape), self.axis) != len(input_shape) - 1:
+        if (len(input_shape) not in (2, 4)
+                or _feature_axis(len(input_shape), self.axis) != len(input_shape) - 1):
             raise ValueError("FusedBatchNorm takes channels-last inputs, (N, H, W, C) or (N, C), with "
                              f"axis=-1, got shape {input_shape} and axis {self.axis}")
         super().build(input_shape)

@@ -7,8 +7,9 @@ after every epoch. :func:`run` trains it once, or reads the :class:`Record` a pr
 the cache; :func:`trained_model` gives the trained network itself, to analyse further. The cache
 key covers the config, the contents of the data, the library versions and the normlab code the
 run can reach (:mod:`normlab.fingerprint`), so re-executing a chapter with unchanged code does not
-retrain, and a changed model does. The cache lives in ``~/.cache/normlab/runs``, or in
-``$NORMLAB_CACHE``; delete it to retrain everything.
+retrain, and a changed model does. :func:`fit_seeds`, for models no config can name, keeps its
+histories there too. The cache lives in ``~/.cache/normlab/runs``, or in ``$NORMLAB_CACHE``;
+delete it to retrain everything.
 """
 
 from __future__ import annotations
@@ -437,27 +438,65 @@ def _trace(config: RunConfig, subset: data.Dataset, probes: dict):
 
 
 def fit_seeds(build, train_data, test_data, seeds, *, epochs: int, batch_size: int = 256,
-              optimizer=None, pipeline=None) -> dict[str, np.ndarray]:
+              optimizer=None, pipeline=None, evaluate: str = "every_epoch") -> dict[str, np.ndarray]:
     """Train ``build()`` once per seed with ``fit``, for the experiments a :class:`RunConfig` cannot
-    name (chapter 8: custom layers, sequences, non-i.i.d. batches). Not cached.
+    name (chapter 8: custom layers, sequences, non-i.i.d. batches).
 
     ``train_data``/``test_data`` are ``(x, y)`` arrays; ``optimizer()`` makes a fresh optimizer per
     run (default Adam, 1e-3); ``pipeline(x, y, batch_size, seed)`` makes the training batches
     (default :func:`normlab.data.pipeline`, reshuffled every epoch). The model returns logits.
-    Returns each metric of the history (loss, acc, val_loss, val_acc) with a row per seed.
+    ``evaluate="last_epoch"`` tests after the last epoch only. Returns each metric of the history
+    (loss, acc, val_loss, val_acc) with a row per seed.
+
+    Each seed's history is cached like :func:`run`'s records. A builder cannot be named the way a
+    config is, so the key is taken from what the run starts with (:func:`_fit_key`).
     """
+    if evaluate not in EVALUATIONS:
+        raise ValueError(f"unknown evaluate {evaluate!r}; choose one of {', '.join(EVALUATIONS)}")
     optimizer = optimizer or (lambda: keras.optimizers.Adam(1e-3))
     pipeline = pipeline or (lambda x, y, size, seed: data.pipeline(x, y, size, shuffle_seed=seed))
     histories = []
     for seed in seeds:
         set_seed(seed)
+        batches = fingerprint.batches(pipeline(*train_data, batch_size, seed))
+        set_seed(seed)
         model = build()
         model.compile(optimizer=optimizer(), metrics=["acc"],
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        history = model.fit(pipeline(*train_data, batch_size, seed), epochs=epochs, verbose=0,
-                            shuffle=False, validation_data=data.pipeline(*test_data, 1024))
-        histories.append(history.history)
+        path = cache_dir() / "fit" / f"{_fit_key(model, batches, test_data, epochs, evaluate)}.json"
+        if not path.is_file():
+            history = model.fit(pipeline(*train_data, batch_size, seed), epochs=epochs, verbose=0,
+                                shuffle=False, validation_data=data.pipeline(*test_data, 1024),
+                                validation_freq=1 if evaluate == "every_epoch" else epochs)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps({name: [float(v) for v in values]
+                                           for name, values in history.history.items()}))
+            partial.replace(path)
+        histories.append(json.loads(path.read_text()))
     return {name: np.array([h[name] for h in histories]) for name in histories[0]}
+
+
+def _fit_key(model, batches: str, test_data, epochs: int, evaluate: str) -> str:
+    """A hash of what a :func:`fit_seeds` run starts with: the compiled model as Keras describes
+    it (its layers, optimizer and loss with their arguments), the code of any layer or optimizer
+    class written outside Keras, the initial weights (so the seed and the initializers), every
+    training batch of the first epoch in order (the data, the pipeline and its shuffle seed), the
+    test data and the schedule."""
+    layers = list(model._flatten_layers())
+    description = model.to_json()  # with the compile arguments: the optimizer's, the loss's
+    for i, named in enumerate([*layers, model.optimizer]):  # Keras numbers the unnamed per process
+        description = description.replace(f'"{named.name}"', f'"object {i}"')
+    identity = {
+        "model": description,
+        "classes": fingerprint.classes(*map(type, layers), type(model.optimizer)),
+        "weights": fingerprint.arrays(*model.get_weights()),
+        "data": [batches, fingerprint.arrays(*test_data)],
+        "schedule": [epochs, evaluate],
+        "versions": [tf.__version__, keras.__version__, np.__version__],
+        "code": fingerprint.code("train.fit_seeds", "data.pipeline"),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def unit_norms(tensor):

@@ -33,6 +33,22 @@ def test_gradient_norms_are_those_of_a_linear_least_squares_problem():
     np.testing.assert_allclose(norms["fc1"], np.linalg.norm(mse_gradient(X, w, Y)), rtol=1e-5)
 
 
+def test_gradients_are_compiled_per_loss_and_the_cache_lets_the_model_go():
+    import gc
+    import weakref
+
+    model = linear()
+    w = model.get_layer("fc1").kernel.numpy()
+    mae = np.linalg.norm(X.T @ np.sign(X @ w - Y) / len(X))  # L = mean(|x w - y|)
+    np.testing.assert_allclose(probes.gradient_norms(model, X, Y, loss="mae")["fc1"], mae, rtol=1e-5)
+    np.testing.assert_allclose(probes.gradient_norms(model, X, Y)["fc1"],
+                               np.linalg.norm(mse_gradient(X, w, Y)), rtol=1e-5)
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None
+
+
 def test_the_landscape_of_a_quadratic_loss_is_known_exactly():
     """For L(w) = mean((x w - y)^2) the Hessian is H = 2 x^T x / N: the loss along -g is
     L - eta |g|^2 + eta^2 g^T H g / 2, the gradient changes by eta |H g|, and beta = |H g| / |g|."""

@@ -4,8 +4,8 @@ For each input shape (by default the four activations that LeNet-5 normalizes on
 conv and two dense, a 16-channel conv activation and a wide dense one), both layers run in the
 same process on the same input, each compiled with ``tf.function``, alternating over several
 rounds, beside a layer that only multiplies by a weight: the fixed cost of any layer's step, which
-small activations cannot go below. The script prints the median step time of each, the ratio
-fused / Keras (below 1 means faster) and each layer's largest difference from a float64 NumPy
+small activations cannot go below. The script prints the median and the fastest step time of each,
+the ratios fused / Keras (below 1 means faster) and each layer's largest difference from a float64 NumPy
 computation of the same step.
 
     python benchmarks/bn_step.py [--shapes 256x32x32x6 256x120 ...] [--steps 50] [--rounds 5]
@@ -87,7 +87,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    print(f"{runtime.device_summary()}; forward + backward, median of {args.rounds} rounds "
+    print(f"{runtime.device_summary()}; forward + backward, {args.rounds} rounds "
           f"of {args.steps} steps")
     for input_shape in args.shapes:
         x = tf.constant(np.random.default_rng(0).normal(size=input_shape).astype("float32"))
@@ -95,10 +95,10 @@ def main():
         steps = {KERAS: step_function(keras.layers.BatchNormalization(epsilon=EPSILON), x, upstream),
                  FUSED: step_function(layers.FusedBatchNorm(epsilon=EPSILON), x, upstream),
                  FLOOR: step_function(Scale(), x, upstream)}
-        medians = timing.alternate(
+        times = timing.alternate(
             {name: lambda step=step: run_steps(step, args.steps) for name, step in steps.items()},
             args.rounds)
-        timing.report(f"input {input_shape}", medians, "ms/step", (FUSED, KERAS, "fused / keras"),
+        timing.report(f"input {input_shape}", times, "ms/step", (FUSED, KERAS, "fused / keras"),
                       scale=1000 / args.steps)
         reference = float64_step(x, upstream)
         print("largest difference from float64: " + ", ".join(

@@ -8,8 +8,8 @@ shuffles, batches, casts and prefetches, so the next batch is ready while the mo
 by NumPy arrays, as the source article does with ``model.fit(x=trainX, y=trainY, batch_size=256)``.
 
 Every contender is a fresh model traced by one warm-up epoch; all run in the same process,
-alternating over several rounds, and the script prints the median epoch time of each and their
-ratios (below 1 means faster).
+alternating over several rounds, and the script prints the median and the fastest epoch time of
+each and their ratios (below 1 means faster).
 
     python benchmarks/lenet_epoch.py [--compare norms|feeds] [--dataset default] [--norm batch]
                                      [--n-train N] [--rounds 3]
@@ -66,12 +66,12 @@ def main():
     trained, epochs, ratios = comparison(args.compare, ds.x_train, ds.y_train, args.norm)
     for name, epoch in epochs.items():
         epoch(trained[name])  # warm-up: traces the training step
-    medians = timing.alternate(
+    times = timing.alternate(
         {name: lambda epoch=epoch, model=trained[name]: epoch(model) for name, epoch in epochs.items()},
         args.rounds)
     model = "LeNet-5" if args.compare == "norms" else f"LeNet-5 (norm={args.norm})"
     timing.report(f"{runtime.device_summary()}; {model} on {len(ds.x_train):,} {ds.title} images, "
-                  f"batch {BATCH_SIZE}, median of {args.rounds} epochs", medians, "s/epoch", *ratios)
+                  f"batch {BATCH_SIZE}, {args.rounds} epochs each", times, "s/epoch", *ratios)
 
 
 if __name__ == "__main__":

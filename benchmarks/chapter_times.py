@@ -68,8 +68,16 @@ def title(chapter: str) -> str:
     return re.split("[:,]", nb.cells[0].source.splitlines()[0].lstrip("# "))[0].strip()
 
 
+def total(chapters: dict, profile: str, cache: str) -> float | None:
+    """The whole book's time in one column: the sum over every chapter, once all are measured."""
+    every = [p.stem for p in (ROOT / "book").glob("[0-9]*.ipynb")]
+    times = [chapters.get(chapter, {}).get(profile, {}).get(cache) for chapter in every]
+    return None if None in times else sum(times)
+
+
 def table(results: dict) -> str:
-    """Markdown: one table per machine, a row per chapter, cold and warm for each profile."""
+    """Markdown: one table per machine, a row per chapter, cold and warm for each profile, and
+    the whole book."""
     lines = ["<!-- written by benchmarks/chapter_times.py from benchmarks/chapter_times.json -->"]
     for name, chapters in sorted(results.items()):
         lines += ["", f"**{name}**", "",
@@ -78,6 +86,8 @@ def table(results: dict) -> str:
         for chapter, times in sorted(chapters.items()):
             cells = [duration(times.get(profile, {}).get(cache)) for profile, cache in COLUMNS]
             lines.append(f"| {int(chapter[:2])}. {title(chapter)} | " + " | ".join(cells) + " |")
+        cells = [duration(total(chapters, profile, cache)) for profile, cache in COLUMNS]
+        lines.append("| **the whole book** | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

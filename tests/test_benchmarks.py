@@ -57,6 +57,18 @@ def test_the_intro_shows_the_stored_chapter_times():
     assert smoke == chapters, f"not measured yet: {sorted(chapters - smoke)}"
 
 
+def test_the_whole_book_is_the_sum_once_every_chapter_is_measured():
+    times = chapter_times()
+    chapters = sorted(p.stem for p in (ROOT / "book").glob("[0-9]*.ipynb"))
+    measured = {chapter: {"full": {"cold": 60.0, "warm": 1.0}} for chapter in chapters}
+    assert times.total(measured, "full", "cold") == 60.0 * len(chapters)
+    assert times.total(measured, "smoke", "cold") is None
+    del measured[chapters[0]]
+    assert times.total(measured, "full", "warm") is None
+    assert times.table({"a machine": measured}).splitlines()[-1] == (
+        "| **the whole book** | not measured | not measured | not measured | not measured |")
+
+
 def test_chapter_times_read_as_durations():
     duration = chapter_times().duration
     assert [duration(s) for s in (9.4, 59.6, 61, 3599, 3600 + 125, None)] == [

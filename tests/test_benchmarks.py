@@ -22,6 +22,16 @@ def test_bn_step_benchmark_prints_the_ratio():
     assert len(differences) == 4 and max(differences) < 1e-5  # fused and Keras, per shape
 
 
+def test_probe_cost_benchmark_prints_each_probe_in_training_steps():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "probe_cost.py"), "--widths", "2", "2", "2",
+         "--rounds", "1"],
+        capture_output=True, text=True, check=True)
+    for probe in ("loss and gradients", "internal covariate shift", "landscape walk"):
+        assert f"ratio {probe} / training step: " in result.stdout
+    assert result.stderr == ""
+
+
 def test_lenet_epoch_benchmark_prints_the_ratios():
     command = [sys.executable, str(ROOT / "benchmarks" / "lenet_epoch.py"), "--dataset", "fashion_mnist",
                "--n-train", "512", "--rounds", "1"]

@@ -4,9 +4,9 @@ For each input shape (by default the four activations that LeNet-5 normalizes on
 conv and two dense, a 16-channel conv activation and a wide dense one), both layers run in the
 same process on the same input, each compiled with ``tf.function``, alternating over several
 rounds, beside a layer that only multiplies by a weight: the fixed cost of any layer's step, which
-small activations cannot go below. The script prints the median and the fastest step time of each,
-the ratios fused / Keras (below 1 means faster) and each layer's largest difference from a float64 NumPy
-computation of the same step.
+small activations cannot go below. The script prints the median and the fastest step time of
+each, the ratios fused / Keras (below 1 means faster) and each layer's largest difference from a
+float64 NumPy computation of the same step.
 
     python benchmarks/bn_step.py [--shapes 256x32x32x6 256x120 ...] [--steps 50] [--rounds 5]
 """

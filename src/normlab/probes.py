@@ -115,7 +115,7 @@ _COMPILED = weakref.WeakKeyDictionary()  # model -> {loss config: its compiled l
 
 def _gradients(model, x, y, variables, loss):
     """The loss on ``(x, y)`` in training mode and its gradients for ``variables``. Compiled once
-    per model and loss: a probe takes several, and eagerly each costs about 2.6 training steps."""
+    per model and loss: a probe takes several, and eagerly each costs about two training steps."""
     by_loss = _COMPILED.setdefault(model, {})
     key = json.dumps(keras.losses.serialize(loss), sort_keys=True, default=str)
     if key not in by_loss:

@@ -173,8 +173,53 @@ def test_bad_idx_file_is_rejected(tmp_path):
     path = tmp_path / "bad.gz"
     with gzip.open(path, "wb") as f:
         f.write(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00")
-    with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):
+    with pytest.raises(data.DatasetCorruptError, match="not an unsigned-byte IDX file"):
         data._read_idx(path)
+
+
+def damage(path: Path, how: str) -> None:
+    """Spoil one IDX file the ways a disk, a copy or a download can."""
+    raw = gzip.decompress(path.read_bytes())
+    if how == "not gzip":
+        path.write_bytes(b"this is not a gzip file\n")
+    elif how == "truncated gzip":
+        path.write_bytes(path.read_bytes()[:-30])
+    elif how == "truncated data":
+        path.write_bytes(gzip.compress(raw[:-3]))
+    elif how == "truncated header":
+        path.write_bytes(gzip.compress(raw[:6]))
+    elif how == "wrong magic":
+        path.write_bytes(gzip.compress(b"\x00\x00\x0d" + raw[3:]))
+    elif how == "empty":
+        path.write_bytes(gzip.compress(b""))
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("not gzip", "not a complete gzip file"), ("truncated gzip", "not a complete gzip file"),
+    ("truncated data", "header announces 12x28x28 = 9408 bytes of data but it holds 9405"),
+    ("truncated header", "IDX header is truncated"), ("wrong magic", "not an unsigned-byte IDX file"),
+    ("empty", "not an unsigned-byte IDX file"),
+])
+@pytest.mark.parametrize("active", ["full", "smoke"])
+def test_a_damaged_dataset_file_is_named_with_the_fix_under_every_profile(
+        tiny_fashion_mnist, offline, monkeypatch, how, problem, active):
+    directory, _ = tiny_fashion_mnist
+    path = directory / "train-images-idx3-ubyte.gz"
+    damage(path, how)
+    monkeypatch.setenv(runtime.PROFILE_VARIABLE, active)  # smoke: no fallback to the sample either
+    with pytest.raises(data.DatasetUnavailableError) as info:
+        data.load("fashion_mnist", fashion_mnist_dir=directory)
+    message = str(info.value)
+    assert message.startswith(f"Could not read {path}: ") and problem in message
+    assert "The file is damaged; to fix it, replace it with a good copy" in message
+    error = info.value  # no gzip or NumPy traceback chained to it
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+
+
+def test_a_damaged_file_names_the_package_or_normlab_to_reinstall(tmp_path):
+    for folder, fix in ((data.DEBIAN_FASHION_MNIST_DIR, "apt-get install --reinstall dataset-fashion-mnist"),
+                        (data.SAMPLE_DIR, "reinstall normlab")):
+        assert fix in str(data._corrupt(folder / "t10k-labels-idx1-ubyte.gz", "it is truncated"))
 
 
 def test_subsample_is_seeded_and_validated(tiny_fashion_mnist, offline):
@@ -185,6 +230,11 @@ def test_subsample_is_seeded_and_validated(tiny_fashion_mnist, offline):
     assert len(ds.subsample(100).x_train) == 12
     with pytest.raises(ValueError, match="at least 1"):
         ds.subsample(0)
+    for argument, values in (("n_train", (2.5, "4", True)), ("n_test", (2.5,)), ("seed", (None, 1.0))):
+        for value in values:
+            with pytest.raises(ValueError, match=f"^{argument} must be an int, got {value!r}$"):
+                ds.subsample(**{"n_train": 4, argument: value})
+    assert len(ds.subsample(np.int64(4)).x_train) == 4
 
 
 @pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
@@ -201,8 +251,13 @@ def test_only_classes_keeps_and_relabels_some_classes():
         ds.only_classes([1, 1])
     with pytest.raises(ValueError, match="distinct labels of 10 classes"):
         ds.only_classes([10])
+    for wrong in (None, [1.0, 2.0], "12"):
+        with pytest.raises(ValueError, match="distinct labels of 10 classes"):
+            ds.only_classes(wrong)
+    assert ds.only_classes(np.array([9, 7])).class_names == ("ankle boot", "sneaker")
 
 
+@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_the_debian_package_gives_the_real_fashion_mnist(offline):
     ds = data.load("fashion_mnist")
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
@@ -230,6 +285,20 @@ def test_evaluation_pipeline_keeps_the_order():
 def test_pipeline_rejects_an_empty_batch():
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         data.pipeline(np.zeros((2, 1, 1, 1), np.uint8), np.zeros(2), 0)
+
+
+@pytest.mark.parametrize("argument, value", [("batch_size", 2.5), ("batch_size", "2"), ("batch_size", None),
+                                             ("shuffle_seed", 0.5), ("shuffle_seed", "0")])
+def test_pipelines_name_a_count_or_seed_that_is_not_an_int(argument, value):
+    x, y = np.zeros((40, 1, 1, 1), np.uint8), np.arange(40) % 2
+    with pytest.raises(ValueError, match=f"^{argument} must be an int, got {value!r}$"):
+        data.pipeline(x, y, **{"batch_size": 2, "shuffle_seed": 0, argument: value})
+    with pytest.raises(ValueError, match=f"^{argument} must be an int, got {value!r}$"):
+        data.class_grouped_pipeline(x, y, **{"batch_size": 4, "classes_per_batch": 2, "shuffle_seed": 0,
+                                             argument: value})
+    with pytest.raises(ValueError, match=r"^classes_per_batch must be an int, got 2.0$"):
+        data.class_grouped_pipeline(x, y, 4, 2.0, shuffle_seed=0)
+    assert [len(labels) for _, labels in data.pipeline(x, y, np.int64(16))] == [16, 16, 8]
 
 
 def test_class_grouped_batches_hold_few_classes_and_are_full():

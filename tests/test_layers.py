@@ -257,9 +257,26 @@ def test_numpy_reference_rejects_bad_inputs():
         layers.batch_norm_forward(x, gamma=np.ones(4))
     with pytest.raises(ValueError, match="epsilon"):
         layers.batch_norm_forward(x, epsilon=-1)
+    for epsilon in (float("nan"), float("inf"), "0.001", None):
+        with pytest.raises(ValueError, match=r"^epsilon must be a finite real number"):
+            layers.batch_norm_forward(x, epsilon=epsilon)
+    with pytest.raises(ValueError, match="ndim must be an int"):
+        layers.reduction_axes(2.0)
     _, cache = layers.batch_norm_forward(x)
     with pytest.raises(ValueError, match="dy must have"):
         layers.batch_norm_backward(np.ones((3, 3)), cache)
+
+
+def test_numpy_backward_names_what_its_cache_lacks():
+    x = np.ones((4, 3))
+    _, cache = layers.batch_norm_forward(x)
+    partial = {key: value for key, value in cache.items() if key not in ("inv_std", "m")}
+    with pytest.raises(ValueError, match=r"^cache must be the dict that batch_norm_forward returns.*: "
+                                         r"missing inv_std, m$"):
+        layers.batch_norm_backward(x, partial)
+    for wrong in (None, (x, cache)):
+        with pytest.raises(ValueError, match=f"got {type(wrong).__name__}$"):
+            layers.batch_norm_backward(x, wrong)
 
 
 @pytest.mark.parametrize("shape, axis", [((8, 4, 4, 3), -1), ((12, 5), -1), ((6, 3, 2, 2), 1)])
@@ -302,8 +319,6 @@ def test_ghost_batch_norm_trains_and_saves(tmp_path):
 def test_ghost_batch_norm_rejects_bad_arguments():
     with pytest.raises(ValueError, match="positive int"):
         layers.GhostBatchNorm(virtual_batch_size=0)
-    with pytest.raises(ValueError, match="must divide the batch size"):
-        layers.GhostBatchNorm(virtual_batch_size=3)(np.ones((8, 2), "float32"), training=True)
     with pytest.raises(ValueError, match="axis must not be 0"):
         layers.GhostBatchNorm(virtual_batch_size=2, axis=0)(np.ones((8, 2), "float32"))
     with pytest.raises(ValueError, match="virtual_batch_size must be an int"):
@@ -312,21 +327,69 @@ def test_ghost_batch_norm_rejects_bad_arguments():
         layers.GhostBatchNorm(virtual_batch_size=True)
 
 
-def test_ghost_batch_norm_names_virtual_batch_size_for_an_indivisible_batch_in_fit_and_loops():
+def ghost_reference(x, v, axis=-1, dy=None):
+    """GhostBatchNorm by its docstring, with the NumPy reference per ghost batch: the outputs, the
+    example-weighted average of the ghost batches' means and variances, and dx for ``dy``."""
+    n = len(x) // v
+    ghosts = [np.arange(j, n * v, n) for j in range(n)]  # the reshape to (v, B / v, ...)
+    if len(x) % v:
+        ghosts.append(np.arange(n * v, len(x)))  # the rest, at the end
+    y, dx = np.zeros(x.shape), np.zeros(x.shape)
+    mean, variance = 0.0, 0.0
+    for ghost in ghosts:
+        y[ghost], cache = layers.batch_norm_forward(x[ghost].astype(np.float64), axis=axis)
+        mean = mean + cache["mean"] * len(ghost) / len(x)
+        variance = variance + cache["variance"] * len(ghost) / len(x)
+        if dy is not None:
+            dx[ghost] = layers.batch_norm_backward(dy[ghost], cache)[0]
+    return y, mean, variance, dx
+
+
+# (shape, virtual_batch_size, axis): a remainder after whole ghost batches, a batch smaller than one
+# ghost batch, a batch of one, and a ghost size that divides the batch
+GHOST_CASES = [((10, 3), 4, -1), ((11, 4, 4, 2), 3, -1), ((7, 2, 3), 3, 1), ((2, 3), 4, -1),
+               ((1, 3), 4, -1), ((12, 3), 4, -1)]
+
+
+@pytest.mark.parametrize("shape, v, axis", GHOST_CASES)
+@pytest.mark.parametrize("batch_size_known", [True, False])
+def test_ghost_batch_norm_normalizes_the_rest_of_an_indivisible_batch_as_one_more_ghost(
+        shape, v, axis, batch_size_known):
+    x = random_input(shape, seed=2).astype("float32")
+    dy = random_input(shape, seed=3)
+    expected, mean, variance, dx = ghost_reference(x, v, axis, dy)
+    layer = layers.GhostBatchNorm(virtual_batch_size=v, axis=axis, momentum=0.0, center=False,
+                                  scale=False)
+
+    def forward_and_gradient(batch):
+        with tf.GradientTape() as tape:
+            tape.watch(batch)
+            y = layer(batch, training=True)
+            loss = tf.reduce_sum(y * tf.constant(dy, "float32"))
+        return y, tape.gradient(loss, batch)
+
+    signature = [tf.TensorSpec(shape if batch_size_known else (None, *shape[1:]))]
+    y, gradient = tf.function(forward_and_gradient, input_signature=signature)(tf.constant(x))
+    np.testing.assert_allclose(y, expected, atol=2e-5)
+    np.testing.assert_allclose(gradient, dx, atol=1e-4)
+    np.testing.assert_allclose(layer.moving_mean, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance, variance, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n, batch_size", [(10, 4), (21, 11)])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_ghost_batch_norm_trains_in_fit_on_batches_its_ghost_size_does_not_divide(n, batch_size, jit_compile):
     rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(20, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 20)
-    model = build_model(layers.GhostBatchNorm(virtual_batch_size=4), seed=0)
-    # jit_compile=False, as on a CPU: XLA (a GPU's default) drops run-time assertions
-    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=False)
-    message = r"virtual_batch_size=4 must divide the batch size, got a batch of\] \[6\]"
-    with pytest.raises(tf.errors.InvalidArgumentError, match=message):  # batch size unknown when traced
-        model.fit(x, y, batch_size=6, epochs=1, verbose=0)
-    step = tf.function(lambda batch: model(batch, training=True),
-                       input_signature=[tf.TensorSpec((None, 6, 6, 2))])
-    assert step(x[:8]).shape == (8, 3)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-        step(x[:6])
+    x, y = rng.normal(2.0, 3.0, size=(n, 3)).astype("float32"), rng.normal(size=(n, 2)).astype("float32")
+    ghost = layers.GhostBatchNorm(virtual_batch_size=4, momentum=0.0)
+    model = keras.Sequential([keras.Input((3,)), ghost, keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=jit_compile)  # traced for any batch size
+    history = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    last = x[(n - 1) // batch_size * batch_size:]  # 2 examples; 10 = two ghost batches of 4 and 2
+    _, mean, variance, _ = ghost_reference(last, 4)
+    np.testing.assert_allclose(ghost.moving_mean, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ghost.moving_variance, variance, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -369,6 +432,35 @@ def test_adjustment_applies_in_training_only_and_serializes(tmp_path):
     assert restored.adjustment is double_and_shift
     with pytest.raises(ValueError, match="adjustment must be a function"):
         layers.AdjustedBatchNorm(adjustment=2.0)
+
+
+@pytest.mark.parametrize("adjustment, message", [
+    (lambda shape: 2.0, r"adjustment must return a \(scale, bias\) pair, got 2.0"),
+    (lambda shape: (2.0, 0.5, 0.0), r"adjustment must return a \(scale, bias\) pair, got tuple of 3"),
+    (lambda shape: (np.ones(5), 0.0), r"adjustment returned a scale of shape \(5,\), which does not "
+                                      r"broadcast to the input's shape \(16, 3\)"),
+    (lambda shape: (1.0, np.zeros((2, 16, 3))), r"adjustment returned a bias of shape \(2, 16, 3\)"),
+])
+def test_adjustment_that_returns_no_pair_or_the_wrong_shapes_is_named(adjustment, message):
+    layer = layers.AdjustedBatchNorm(adjustment=adjustment)
+    x = random_input((16, 3)).astype("float32")
+    with pytest.raises(ValueError, match=message):
+        layer(x, training=True)
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match=message):  # in fit too, where the batch size is unknown
+        model.fit(x, x, batch_size=16, epochs=1, verbose=0)
+    layers.AdjustedBatchNorm(adjustment=lambda shape: (np.ones(3), np.zeros((1, 3))))(x, training=True)
+
+
+def test_noisy_and_weight_standardized_layers_reject_nonsense_arguments_by_name():
+    for argument, value in (("mean_range", "0.5"), ("scale_range", float("nan")), ("jitter", -0.1),
+                            ("seed", 1.5)):
+        with pytest.raises(ValueError, match=f"^{argument} must be"):
+            layers.NoisyBatchNorm(**{argument: value})
+    for epsilon in (0.0, None, float("nan")):
+        with pytest.raises(ValueError, match=r"^epsilon must be"):
+            layers.WeightStandardizedConv2D(4, 3, epsilon=epsilon)
 
 
 def test_adjust_hook_also_reaches_ghost_batches():
@@ -427,8 +519,57 @@ def test_precise_batch_norm_respects_limits_and_frozen_layers():
         layers.precise_batch_norm(model, [x], num_batches=0)
     with pytest.raises(ValueError, match="empty"):
         layers.precise_batch_norm(model, [])
+    for count in (1.5, 2.0, "2", True):  # 1.5 used to run 2 batches
+        with pytest.raises(ValueError, match=f"^num_batches must be an int, got {count!r}$"):
+            layers.precise_batch_norm(model, [x[:10], x[10:20], x[20:]], num_batches=count)
+    assert layers.precise_batch_norm(model, [x[:10], x[10:20]], num_batches=np.int64(2)) == 2
+    for wrong in (None, 3, x):  # x: a whole array, not batches of it
+        with pytest.raises(ValueError, match=r"^batches must be an iterable of batches"):
+            layers.precise_batch_norm(model, wrong)
     with pytest.raises(ValueError, match="no trainable batch-norm layer"):
         layers.precise_batch_norm(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), [x])
+
+
+def test_precise_batch_norm_says_when_batches_run_out_before_num_batches():
+    x = random_input((40, 2)).astype("float32")
+    norm = keras.layers.BatchNormalization()
+    model = keras.Sequential([keras.Input((2,)), norm])
+    batches = [x[i:i + 16] for i in range(0, 40, 16)]  # 3 batches, the last of 8
+    with pytest.raises(ValueError, match=r"^asked for num_batches=20 but batches gave only 3; ask for "
+                                         r"at most 3, or give more batches$"):
+        layers.precise_batch_norm(model, iter(batches), num_batches=20)
+    np.testing.assert_array_equal(norm.moving_mean, 0.0)  # left as it was
+    np.testing.assert_array_equal(norm.moving_variance, 1.0)
+    assert norm.momentum == 0.99
+    assert layers.precise_batch_norm(model, batches, num_batches=3) == 3
+
+
+class DropoutBlock(keras.layers.Layer):
+    """A custom layer that keeps a dropout layer in an attribute, as ``model.layers`` does not list."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = keras.layers.Dropout(0.5)
+
+    def call(self, inputs, training=False):
+        return self.dropout(inputs, training=training)
+
+
+@pytest.mark.parametrize("dropout", [lambda: keras.layers.Dropout(0.5), DropoutBlock])
+def test_precise_batch_norm_runs_its_passes_with_dropout_off(dropout):
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(96, 4)).astype("float32")
+    dense, norm = keras.layers.Dense(8), keras.layers.BatchNormalization()
+    model = keras.Sequential([keras.Input((4,)), dense, dropout(), norm])
+    batches = [x[i:i + 32] for i in range(0, 96, 32)]
+    assert layers.precise_batch_norm(model, batches) == 3
+    hidden = [np.asarray(dense(b), np.float64) for b in batches]  # what the layer sees at inference
+    np.testing.assert_allclose(norm.moving_mean, np.mean([h.mean(axis=0) for h in hidden], axis=0),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance, np.mean([h.var(axis=0) for h in hidden], axis=0),
+                               rtol=1e-5)
+    assert [layer.rate for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dropout)] \
+        == [0.5]  # put back
 
 
 class TwoNormBlock(keras.layers.Layer):

@@ -174,3 +174,148 @@ def test_sigmoid_percentiles_follow_one_unit_of_the_last_hidden_layer():
     inputs = probes.layer_outputs(model, subset.x_test, ["norm3"])["norm3"][:, 0]
     assert probes.sigmoid_percentiles(model, subset, None) == pytest.approx(
         np.percentile(inputs, [15, 50, 85]).tolist(), rel=1e-5)
+
+
+def tape(model, loss="mse"):
+    """The loss and ‖∂L/∂kernel‖ of every layer with a trainable kernel, straight from a tape."""
+    layers_ = [layer for layer in model._flatten_layers() if getattr(layer, "kernel", None) is not None
+               and any(layer.kernel is v for v in model.trainable_variables)]
+    with tf.GradientTape() as t:
+        value = tf.reduce_mean(keras.losses.get(loss)(Y, model(X, training=True)))
+    grads = t.gradient(value, [layer.kernel for layer in layers_])
+    return float(value), {layer.name: float(tf.norm(g)) for layer, g in zip(layers_, grads, strict=True)}
+
+
+def test_the_gradient_cache_follows_frozen_layers_and_frozen_batch_norms():
+    """Freezing a layer changes the trainable variables and puts a batch norm in inference mode:
+    the compiled gradients must follow, or the numbers of one layer land under another's name."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="a"),
+                              keras.layers.LayerNormalization(name="ln"), keras.layers.Dense(4, name="b"),
+                              keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(1, name="c")])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.fit(X, Y, epochs=2, verbose=0)  # moving statistics away from the batch's
+    for frozen in [(), ("ln",), ("ln", "bn"), ("bn",), ("a",), ()]:
+        for layer in model.layers:
+            layer.trainable = layer.name not in frozen
+        norms = probes.gradient_norms(model, X, Y)
+        assert norms == pytest.approx(tape(model)[1], rel=1e-5), frozen
+        assert list(norms) == [n for n in ("a", "b", "c") if n not in frozen]
+
+
+def test_frozen_kernels_are_left_out_and_a_frozen_model_is_refused():
+    model = linear(units=(2, 1))
+    model.get_layer("fc1").trainable = False
+    assert probes.internal_covariate_shift(model, X, Y) == {"fc2": pytest.approx((0.0, 1.0), abs=1e-6)}
+    assert probes.gradient_norms(model, X, Y) == pytest.approx(tape(model)[1], rel=1e-5)
+    w, g = model.get_layer("fc2").kernel.numpy(), tape(model)[1]["fc2"]
+    assert probes.update_ratios(model, X, Y) == pytest.approx({"fc2": 0.1 * g / np.linalg.norm(w)}, rel=1e-4)
+    assert probes.loss_landscape(model, X, Y, [0.1])["loss_at_w"] == pytest.approx(tape(model)[0], rel=1e-5)
+
+    base = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="inner")], name="base")
+    tuned = keras.Sequential([base, keras.layers.Dense(1, name="head")])
+    tuned.compile(keras.optimizers.SGD(0.1), "mse")
+    base.trainable = False
+    assert list(probes.internal_covariate_shift(tuned, X, Y)) == ["head"]
+    assert probes.gradient_norms(tuned, X, Y) == pytest.approx(tape(tuned)[1], rel=1e-5)
+
+    tuned.trainable = False
+    for probe in (probes.gradient_norms, probes.update_ratios, probes.internal_covariate_shift):
+        with pytest.raises(ValueError, match="no weight layer with a trainable kernel"):
+            probe(tuned, X, Y)
+    with pytest.raises(ValueError, match="no trainable weight"):
+        probes.loss_landscape(tuned, X, Y, [0.1])
+
+
+def test_an_unbuilt_model_is_refused_rather_than_built_with_random_weights():
+    model = keras.Sequential([keras.layers.Dense(4, name="fc1"), keras.layers.Dense(1, name="fc2")])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    for probe in (probes.gradient_norms, probes.update_ratios, probes.internal_covariate_shift,
+                  lambda *a: probes.loss_landscape(*a, [0.1]), lambda m, x, y: probes.activation_std(m, x),
+                  lambda m, x, y: probes.layer_outputs(m, x, ["fc1"]),
+                  lambda m, x, y: probes.saturated_fraction(m, x, ["fc1"])):
+        with pytest.raises(ValueError, match=r"not built .* call it on data"):
+            probe(model, X, Y)
+    assert not model.built and not model.optimizer.built
+
+
+def test_probes_see_the_layers_inside_nested_models():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.ReLU(name="relu")(keras.layers.Dense(4, name="inner")(inputs))
+    base = keras.Model(inputs, keras.layers.Dense(4, name="fc")(hidden), name="base")
+    model = keras.Sequential([keras.Input((3,)), base, keras.layers.Dense(1, name="fc")])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    assert [layer.name for layer in probes.weight_layers(model)] == ["inner", "fc", "fc"]
+    norms = probes.gradient_norms(model, X, Y)  # two layers named fc: the inner one is qualified
+    assert list(norms) == ["inner", "base/fc", "fc"]
+    _, expected = tape(model)
+    assert [norms["inner"], norms["fc"]] == pytest.approx([expected["inner"], expected["fc"]], rel=1e-5)
+    assert list(probes.internal_covariate_shift(model, X, Y)) == ["inner", "base/fc", "fc"]
+    assert probes.response_layers(model) == ["inner", "base/fc"]
+    inner = model.get_layer("base").get_layer("inner")
+    outputs = probes.layer_outputs(model, X, ["inner", "relu", "base"])
+    np.testing.assert_allclose(outputs["inner"], X @ inner.kernel.numpy() + inner.bias.numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(outputs["base"], base(X), rtol=1e-5, atol=1e-6)
+    assert probes.saturated_fraction(model, X, ["relu"]) == {
+        "relu": pytest.approx(np.mean(outputs["inner"] <= 0))}
+
+
+RELUS = [keras.layers.ReLU(negative_slope=0.3), keras.layers.ReLU(negative_slope=0.01),
+         keras.layers.ReLU(max_value=1.0), keras.layers.ReLU(threshold=1.0),
+         keras.layers.ReLU(negative_slope=0.3, max_value=2.0, threshold=0.5), keras.layers.LeakyReLU(0.3),
+         keras.layers.LeakyReLU(0.01), *(keras.layers.Dense(4, activation=a, use_bias=False,
+                                                          kernel_initializer="identity")
+                                         for a in ("relu", "relu6", "leaky_relu"))]
+
+
+@pytest.mark.parametrize("activation", RELUS, ids=lambda layer: str(layer.get_config()))
+def test_saturation_follows_the_slope_of_each_relu(activation):
+    """The fraction where the derivative, taken by a tape on the inputs, is below 5 % of its
+    largest value (the inputs reach every piece of each function)."""
+    x = tf.constant(4 * RNG.normal(size=(256, 4)).astype("float32"))
+    model = keras.Sequential([keras.Input((4,)), activation])
+    with tf.GradientTape() as t:
+        t.watch(x)
+        out = tf.reduce_sum(activation(x))
+    slope = t.gradient(out, x).numpy()
+    expected = np.mean(slope < 0.05 * slope.max())
+    assert probes.saturated_fraction(model, x.numpy(), [activation.name]) == {
+        activation.name: pytest.approx(expected)}
+
+
+def test_saturation_of_a_leaky_and_a_capped_relu_on_a_known_input():
+    x = np.array([[-2.0, -1.0, 0.5, 1.5, 2.0, 3.0, 4.0]]).T.astype("float32")
+    for activation, expected in [(keras.layers.LeakyReLU(0.3), 0.0),
+                                 (keras.layers.ReLU(max_value=2.5, threshold=0.4), 4 / 7)]:
+        model = keras.Sequential([keras.Input((1,)), activation])
+        fraction = probes.saturated_fraction(model, x, [activation.name])[activation.name]
+        assert fraction == pytest.approx(expected)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.PReLU(name="prelu")])
+    with pytest.raises(ValueError, match="saturation is defined"):
+        probes.saturated_fraction(model, x, ["prelu"])
+
+
+@pytest.mark.parametrize("steps", [[], [0.0], [0.1, 0.0], [0.0, 0.1], [-0.1], [np.nan], [np.inf]])
+def test_landscape_steps_must_be_positive_and_finite(steps):
+    with pytest.raises(ValueError, match="step_sizes must be one or more positive, finite numbers"):
+        probes.loss_landscape(linear(), X, Y, steps)
+
+
+def test_a_model_with_nothing_to_measure_says_so():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.ReLU(name="relu")])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    y = np.zeros((len(X), 3), "float32")
+    for probe in (probes.gradient_norms, probes.update_ratios, probes.internal_covariate_shift):
+        with pytest.raises(ValueError, match="no weight layer with a trainable kernel"):
+            probe(model, X, y)
+    with pytest.raises(ValueError, match="no trainable weight"):
+        probes.loss_landscape(model, X, y, [0.1])
+    with pytest.raises(ValueError, match="no hidden weight layer"):
+        probes.activation_std(model, X)
+    for names in ([], ()):
+        with pytest.raises(ValueError, match="list of layer names is empty"):
+            probes.layer_outputs(model, X, names)
+        with pytest.raises(ValueError, match="list of layer names is empty"):
+            probes.saturated_fraction(model, X, names)
+    with pytest.raises(ValueError, match="no layer named fc9"):
+        probes.activation_std(model, X, ["fc9"])

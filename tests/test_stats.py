@@ -93,3 +93,57 @@ def test_bad_input_is_refused(values):
 def test_paired_runs_need_equal_counts():
     with pytest.raises(ValueError, match="as many"):
         stats.difference([1, 2, 3], [1, 2], paired=True)
+
+
+def test_a_resolved_size_never_prints_as_zero():
+    c = stats.compare([0.0002, 0.0003, 0.0004], [0.0, 0.0, 0.0], paired=True)
+    assert c.sentence == "higher by 0.03 points (95 % CI 0.01 to 0.05, 3 seeds, paired)"
+    seconds = stats.compare([10.2, 10.3, 10.4], [10.5, 10.6, 10.7], scale=1, unit="s", digits=0,
+                            higher="longer", lower="shorter")
+    assert seconds.sentence == (
+        "shorter by 0.3 s (95 % CI \N{MINUS SIGN}0.5 to \N{MINUS SIGN}0.1, 3 seeds each)")
+    assert seconds.markdown().startswith("**shorter by 0.3 s** (")
+    e = stats.estimate([0.0002, 0.0003, 0.0004])
+    assert e.ci_text(scale=100, digits=1) == "0.03 (95 % CI 0.01 to 0.05, 3 seeds)"
+
+
+@pytest.mark.parametrize("confidence", [95, 1.0, 0.0, -0.5, float("nan"), float("inf")])
+def test_confidence_outside_0_1_is_refused(confidence):
+    for call in (lambda: stats.estimate(A, confidence=confidence),
+                 lambda: stats.difference(A, B, confidence=confidence),
+                 lambda: stats.compare(A, B, confidence=confidence)):
+        with pytest.raises(ValueError, match="confidence"):
+            call()
+
+
+def test_runs_with_more_than_one_axis_are_not_flattened():
+    runs = np.arange(12.0).reshape(3, 4)  # 3 seeds x 4 epochs
+    with pytest.raises(ValueError, match=r"1-D.*\(3, 4\)"):
+        stats.estimate(runs)
+    with pytest.raises(ValueError, match="a: need one value per run"):
+        stats.compare(runs, runs + 1)
+    assert stats.estimate(runs[:, -1]).n == 3
+
+
+def test_runs_without_spread_say_so_instead_of_a_zero_width_interval():
+    same = stats.compare([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+    assert same.sentence == "identical in every seed (3 seeds each)"
+    assert not same.resolved and same.difference.sign == 0 and same.markdown() == same.sentence
+    offset = stats.compare([0.2, 0.5, 0.9], [0.1, 0.4, 0.8], paired=True)  # 0.1 up to float rounding
+    assert offset.sentence == "higher by 10.0 points in every seed (3 seeds, paired)"
+    assert offset.resolved
+    assert offset.markdown() == "**higher by 10.0 points in every seed** (3 seeds, paired)"
+    constant = stats.compare([0.4, 0.4, 0.4], [0.5, 0.5, 0.5, 0.5, 0.5])
+    assert constant.sentence == "lower by 10.0 points in every seed (3 and 5 seeds)"
+    assert constant.difference.sign == -1
+    assert stats.compare([0.1, 0.1, 0.1], [0.1, 0.1, 0.1], paired=True).sentence == (
+        "identical in every seed (3 seeds, paired)")
+    e = stats.estimate([0.1, 0.1, 0.1])
+    assert e.std == 0 and e.low == e.high == e.mean
+    assert e.ci_text(digits=1) == "0.1 in every seed (3 seeds)"
+
+
+@pytest.mark.parametrize("unit", [None, ""])
+def test_no_unit_prints_no_unit(unit):
+    c = stats.compare([15.0, 15.1, 14.9], [0.0, 0.1, -0.1], scale=1, unit=unit)
+    assert c.sentence == "higher by 15.0 (95 % CI 14.8 to 15.2, 3 seeds each)"

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from normlab import data, fingerprint, runtime, train
+from normlab import data, fingerprint, layers, runtime, train
 
 tf, keras = runtime.import_tensorflow()
 
@@ -83,6 +83,21 @@ def test_batch_statistics_outputs_normalize_each_batch_by_itself_and_restore_the
     second_batch = train.batch_statistics_outputs(model, x[5:10], batch_size=5)
     np.testing.assert_allclose(outputs[5:10], second_batch, atol=1e-5)  # its own batch only
     assert not np.allclose(outputs, model.predict(x, verbose=0), atol=1e-3)  # not the moving ones
+
+
+def test_precise_bn_val_acc_uses_every_batch_a_small_training_set_gives_and_restores_the_model(tiny):
+    rng = np.random.default_rng(1)  # 600 images: 3 batches of 256, the last partial, not 20
+    subset = data.Dataset("fashion_mnist", rng.integers(0, 256, (600, 12, 12, 1), dtype=np.uint8),
+                          rng.integers(0, 10, 600), tiny.x_test, tiny.y_test, "test")
+    model = train.trained_model(CONFIG.but(dropout=0.5), tiny)
+    state = [v.numpy() for v in model.non_trainable_variables]
+    accuracy = train.precise_bn_val_acc(model, subset, CONFIG)
+    for v, before in zip(model.non_trainable_variables, state, strict=True):
+        np.testing.assert_array_equal(v.numpy(), before)
+    batches = data.pipeline(subset.x_train, subset.y_train, 256, shuffle_seed=0)
+    assert layers.precise_batch_norm(model, batches) == 3
+    predicted = np.argmax(model.predict(subset.x_test.astype("float32"), verbose=0), axis=-1)
+    assert accuracy == pytest.approx(np.mean(predicted == subset.y_test))
 
 
 def test_the_cache_key_changes_with_the_config_and_the_data_but_not_with_docstrings(tiny):

@@ -18,12 +18,13 @@ import socket
 import textwrap
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from normlab.runtime import import_tensorflow, profile
+from normlab.runtime import import_tensorflow, int_argument, profile
 
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 SAMPLE_DIR = Path(__file__).resolve().parent / "datasets" / "fashion-mnist-sample"
@@ -49,6 +50,16 @@ _FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 
 class DatasetUnavailableError(RuntimeError):
     """A dataset could neither be read from disk nor downloaded."""
+
+
+class DatasetCorruptError(DatasetUnavailableError):
+    """A dataset file on disk is damaged (not gzip, truncated, not IDX): a broken install, which no
+    fallback should hide."""
+
+
+def _count(name: str, value, *, optional: bool = False) -> int | None:
+    """A count or seed argument as an int (None where ``optional``), else a ValueError naming it."""
+    return None if optional and value is None else int_argument(name, value)
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,8 @@ class Dataset:
 
     def subsample(self, n_train: int, n_test: int | None = None, seed: int = 0) -> Dataset:
         """A random subset, e.g. for the ``smoke`` profile; ``None`` keeps a split whole."""
-        rng = np.random.default_rng(seed)
+        n_train, n_test = _count("n_train", n_train, optional=True), _count("n_test", n_test, optional=True)
+        rng = np.random.default_rng(_count("seed", seed))
 
         def pick(x, y, n):
             if n is None or n >= len(x):
@@ -104,9 +116,10 @@ class Dataset:
     def only_classes(self, classes) -> Dataset:
         """The images of some classes only, relabelled 0, 1, ... in the order given: a smaller
         task, e.g. to pretrain on before fine-tuning on the others (chapter 4)."""
-        classes = list(classes)
-        if not classes or len(set(classes)) < len(classes) or not set(classes) <= set(
-                range(len(self.class_names))):
+        classes = list(classes) if hasattr(classes, "__iter__") else classes
+        if not isinstance(classes, list) or not classes or len(set(classes)) < len(classes) \
+                or not all(isinstance(c, (int, np.integer)) and c in range(len(self.class_names))
+                           for c in classes):
             raise ValueError(f"classes must be distinct labels of {len(self.class_names)} classes, "
                              f"got {classes}")
         relabel = np.full(len(self.class_names), -1)
@@ -128,7 +141,9 @@ def load(name: str = "default", *, fashion_mnist_dir: Path | str = DEBIAN_FASHIO
     ``"mnist"`` (MNIST, else Fashion-MNIST: chapter 6 repeats a figure made on MNIST).
 
     Under the ``smoke`` profile, Fashion-MNIST falls back to the bundled sample when neither the
-    Debian package nor a download can provide it.
+    Debian package nor a download can provide it. A damaged file on disk raises
+    :class:`DatasetCorruptError` under every profile: the install is broken, and a run on the
+    sample would hide it.
     """
     if name not in NAMES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
@@ -150,6 +165,8 @@ def load(name: str = "default", *, fashion_mnist_dir: Path | str = DEBIAN_FASHIO
                          "numbers quoted from the source articles refer to CIFAR-10.")
     try:
         ds = _load_fashion_mnist(Path(fashion_mnist_dir))
+    except DatasetCorruptError:
+        raise
     except DatasetUnavailableError:
         if not profile().is_smoke:
             raise
@@ -166,6 +183,8 @@ def pipeline(x, y, batch_size: int, *, shuffle_seed: int | None = None):
     the uint8 arrays are never copied whole; evaluation data (no seed) is cast once and cached.
     Batches are prefetched, so the next one is ready while the model trains on this one.
     """
+    batch_size = _count("batch_size", batch_size)
+    shuffle_seed = _count("shuffle_seed", shuffle_seed, optional=True)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     tf, _ = import_tensorflow()
@@ -219,14 +238,38 @@ def _dataset(key, x_train, y_train, x_test, y_test, source) -> Dataset:
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    """Read one gzip IDX file (the MNIST family's format): magic, sizes, then raw uint8."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != b"\0\0" or raw[2] != 0x08:
-        raise ValueError(f"{path.name} is not an unsigned-byte IDX file")
+    """Read one gzip IDX file (the MNIST family's format): magic, sizes, then raw uint8.
+
+    A damaged file raises :class:`DatasetCorruptError` naming it and the fix, rather than what
+    gzip or NumPy would say about its bytes."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise _corrupt(path, f"it is not a complete gzip file ({error})") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise _corrupt(path, "it is not an unsigned-byte IDX file (wrong magic number)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise _corrupt(path, "its IDX header is truncated")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    size = len(raw) - 4 - 4 * ndim
+    if size != np.prod(shape, dtype=np.int64):
+        raise _corrupt(path, f"its header announces {'x'.join(map(str, shape))} = "
+                             f"{np.prod(shape, dtype=np.int64)} bytes of data but it holds {size}")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _corrupt(path: Path, problem: str) -> DatasetCorruptError:
+    """The error for a damaged dataset file, with the fix for where it lies."""
+    if path.parent == DEBIAN_FASHION_MNIST_DIR:
+        fix = "reinstall the package that provides it (`apt-get install --reinstall dataset-fashion-mnist`)"
+    elif path.parent == SAMPLE_DIR:
+        fix = "reinstall normlab, whose bundled sample it is"
+    else:
+        fix = "replace it with a good copy, or delete the folder's copy of the dataset"
+    return DatasetCorruptError(f"Could not read {path}: {problem}. The file is damaged; to fix it, {fix}, "
+                               "and run again.")
 
 
 def write_sample(source: Path | str, target: Path | str, n_train: int = 1000, n_test: int = 500,
@@ -235,8 +278,9 @@ def write_sample(source: Path | str, target: Path | str, n_train: int = 1000, n_
 
     ``write_sample(DEBIAN_FASHION_MNIST_DIR, SAMPLE_DIR)`` remakes the committed files exactly.
     """
+    n_train, n_test = _count("n_train", n_train), _count("n_test", n_test)
     full = _read_fashion_mnist(Path(source), source="")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_count("seed", seed))
     splits = ((full.x_train, full.y_train, n_train), (full.x_test, full.y_test, n_test))
     arrays = []
     for x, y, n in splits:
@@ -307,6 +351,9 @@ def class_grouped_pipeline(x, y, batch_size: int, classes_per_batch: int, *, shu
     a time. Examples left over from a class, and a last incomplete batch, are dropped, so every
     batch is full.
     """
+    batch_size = _count("batch_size", batch_size)
+    classes_per_batch = _count("classes_per_batch", classes_per_batch)
+    shuffle_seed = _count("shuffle_seed", shuffle_seed)
     if batch_size < 1 or classes_per_batch < 1 or batch_size % classes_per_batch:
         raise ValueError(f"classes_per_batch={classes_per_batch} must divide batch_size={batch_size}")
     tf, _ = import_tensorflow()

@@ -7,32 +7,16 @@ to match ``keras.layers.BatchNormalization`` in training, inference and moving s
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
-import numbers
 
 import numpy as np
 
-from normlab.runtime import import_tensorflow
+from normlab.runtime import import_tensorflow, int_argument, real_argument
 
 tf, keras = import_tensorflow()
 ops = keras.ops
-
-
-def _int_argument(name: str, value) -> int:
-    """``value`` as a Python int (NumPy integers too, as Keras takes them), else a ValueError naming
-    the argument: ``int()`` would silently truncate 1.5 or parse "1", and a bool is no count."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    return int(value)
-
-
-def _real_argument(name: str, value) -> float:
-    """``value`` as a finite float, else a ValueError naming the argument: Keras's ``float()`` takes
-    NaN, inf, True and numeric strings, each of which would only fail later, or never."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    return float(value)
 
 
 def _statistics_dtype(inputs) -> str:
@@ -49,9 +33,10 @@ def _statistics_dtype(inputs) -> str:
 
 def _feature_axis(ndim: int, axis: int) -> int:
     """Validate ``axis`` for a rank-``ndim`` input and return it as a non-negative index."""
+    ndim = int_argument("ndim", ndim)
     if ndim < 2:
         raise ValueError(f"batch norm needs an input of rank >= 2 (batch, features...), got rank {ndim}")
-    axis = _int_argument("axis", axis)
+    axis = int_argument("axis", axis)
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} is out of range for an input of rank {ndim}")
     return int(axis) % ndim
@@ -74,6 +59,7 @@ def batch_norm_forward(x, gamma=None, beta=None, *, axis=-1, epsilon=1e-3):
         x = x.astype(np.float64)
     axes = reduction_axes(x.ndim, axis)
     feature = _feature_axis(x.ndim, axis)
+    epsilon = real_argument("epsilon", epsilon)
     if epsilon < 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     n_features = x.shape[feature]
@@ -95,11 +81,19 @@ def batch_norm_forward(x, gamma=None, beta=None, *, axis=-1, epsilon=1e-3):
     return y, cache
 
 
+_CACHE_KEYS = frozenset({"x_hat", "inv_std", "gamma", "axes", "m"})  # what the backward pass reads
+
+
 def batch_norm_backward(dy, cache):
     """Gradients ``(dx, dgamma, dbeta)`` of training-mode batch norm, eq. (6) of chapter 2.
 
     With m values per feature: dx = gamma/(m*sigma) * (m*dy - sum(dy) - x_hat*sum(dy*x_hat)).
     """
+    if not isinstance(cache, dict) or not _CACHE_KEYS <= set(cache):
+        problem = (f"missing {', '.join(sorted(_CACHE_KEYS - set(cache)))}" if isinstance(cache, dict)
+                   else f"got {type(cache).__name__}")
+        raise ValueError("cache must be the dict that batch_norm_forward returns, with keys "
+                         f"{', '.join(sorted(_CACHE_KEYS))}: {problem}")
     dy = np.asarray(dy, dtype=cache["x_hat"].dtype)
     x_hat, axes, m = cache["x_hat"], cache["axes"], cache["m"]
     if dy.shape != x_hat.shape:
@@ -146,9 +140,9 @@ class BatchNorm(keras.layers.Layer):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
         super().__init__(**kwargs)
-        axis = _int_argument("axis", axis)
-        momentum = _real_argument("momentum", momentum)
-        epsilon = _real_argument("epsilon", epsilon)
+        axis = int_argument("axis", axis)
+        momentum = real_argument("momentum", momentum)
+        epsilon = real_argument("epsilon", epsilon)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
         if epsilon <= 0:
@@ -236,29 +230,37 @@ class BatchNorm(keras.layers.Layer):
         }
 
 
+def _weighted_average(a, b, share):
+    """``share * a + (1 - share) * b``, where the side of weight 0 is left out: the statistics of
+    an empty set of ghost batches are NaN, and NaN * 0 is NaN."""
+    return ops.where(share > 0, a * share, 0.0) + ops.where(share < 1, b * (1.0 - share), 0.0)
+
+
 @keras.saving.register_keras_serializable(package="normlab")
 class GhostBatchNorm(BatchNorm):
     """Ghost batch normalization: Keras 2's ``virtual_batch_size``, which Keras 3 removed.
 
-    In training, the batch of B examples is split into B / v virtual ("ghost") batches of
+    In training, the batch of B examples is split into virtual ("ghost") batches of
     ``virtual_batch_size`` = v examples, each normalized with its own statistics (Hoffer et al.,
     2017). As in Keras 2 the split is a reshape to ``(v, B / v, ...)``, so ghost batch j holds
-    examples j, j + B/v, j + 2B/v, ...; the moving statistics move towards the average of the
-    ghost batches' means and variances. Inference is plain batch norm. Explained in chapter 3.
+    examples j, j + B/v, j + 2B/v, ... Inference is plain batch norm. Explained in chapter 3.
 
-    A batch that ``virtual_batch_size`` does not divide raises a ValueError when the batch size is
-    known, and otherwise (inside ``fit``, whose step is traced with an unknown batch size) an
-    ``InvalidArgumentError`` with the same message from a run-time assertion. XLA drops
-    assertions: under ``jit_compile=True`` such a batch fails with XLA's own reshape error.
+    Keras 2 required v to divide B; here a batch that it does not divide (the last batch of an
+    epoch, say) is split into floor(B / v) ghost batches of v, made by that reshape from its first
+    v * floor(B / v) examples, and one more ghost batch of the B mod v examples left at its end (a
+    batch smaller than v is one ghost batch). The moving statistics move towards the average of
+    the ghost batches' means and variances, each weighted by its number of examples: equal
+    weights when v divides B, as in Keras 2, and a small last ghost batch, whose variance is the
+    most biased, counts for no more than its examples.
 
     Args:
-        virtual_batch_size: examples per ghost batch; must divide the batch size.
+        virtual_batch_size: examples per ghost batch.
         **kwargs: as for :class:`BatchNorm` (the feature axis must not be the batch axis).
     """
 
     def __init__(self, virtual_batch_size, **kwargs):
         super().__init__(**kwargs)
-        virtual_batch_size = _int_argument("virtual_batch_size", virtual_batch_size)
+        virtual_batch_size = int_argument("virtual_batch_size", virtual_batch_size)
         if virtual_batch_size < 1:
             raise ValueError(f"virtual_batch_size must be a positive int, got {virtual_batch_size!r}")
         self.virtual_batch_size = virtual_batch_size
@@ -271,33 +273,49 @@ class GhostBatchNorm(BatchNorm):
     def call(self, inputs, training=False):
         if not (training and self.trainable):
             return super().call(inputs, training=False)
-        x = self._whole_ghost_batches(ops.cast(inputs, _statistics_dtype(inputs)))
-        ghosts = ops.reshape(x, (self.virtual_batch_size, -1, *ops.shape(x)[1:]))
+        x = ops.cast(inputs, _statistics_dtype(inputs))
+        v = self.virtual_batch_size
+        batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]  # unknown when fit traces
+        whole = batch // v * v  # the examples in whole ghost batches
+        if isinstance(batch, int) and whole in (0, batch):  # a part known to be empty is left out:
+            # TensorFlow's gradient of statistics over no examples fails
+            y, mean, variance = self._ghost_batches(x) if whole else self._one_ghost_batch(x)
+        else:
+            y, mean, variance = self._ghost_batches(x[:whole])
+            y_rest, mean_rest, variance_rest = self._one_ghost_batch(x[whole:])
+            y = ops.concatenate([y, y_rest], axis=0)
+            share = ops.cast(whole, x.dtype) / ops.cast(batch, x.dtype)
+            mean = _weighted_average(mean, mean_rest, share)
+            variance = _weighted_average(variance, variance_rest, share)
+        self._update_moving_statistics(mean, variance)
+        return ops.cast(self._scale_and_shift(self.adjust(y), self._broadcast), self.compute_dtype)
+
+    def _ghost_batches(self, x):
+        """``x`` normalized as ghost batches of ``virtual_batch_size``, which divides its batch, and
+        the averages of their means and of their variances."""
+        v, features = self.virtual_batch_size, ops.shape(x)[1:]
+        ghosts = ops.reshape(x, (v, ops.shape(x)[0] // v, *features))
         axes = (0, *(a + 1 for a in self._axes if a != 0))  # keep axis 1: the ghost index
         mean, variance = ops.moments(ghosts, axes=axes, keepdims=True)
-        self._update_moving_statistics(ops.reshape(ops.mean(mean, axis=1), (-1,)),
-                                       ops.reshape(ops.mean(variance, axis=1), (-1,)))
-        y = self.adjust((ghosts - mean) * ops.rsqrt(variance + self.epsilon))
-        y = self._scale_and_shift(y, [1, *self._broadcast])
-        return ops.cast(ops.reshape(y, ops.shape(inputs)), self.compute_dtype)
+        y = ops.reshape((ghosts - mean) * ops.rsqrt(variance + self.epsilon), ops.shape(x))
+        return y, ops.reshape(ops.mean(mean, axis=1), (-1,)), ops.reshape(ops.mean(variance, axis=1), (-1,))
 
-    def _whole_ghost_batches(self, x):
-        """``x``, once ``virtual_batch_size`` is known to divide its batch size: checked here when
-        the size is static, else by an assertion that must run before the reshape, which would
-        otherwise fail first with a message that names neither."""
-        message = f"virtual_batch_size={self.virtual_batch_size} must divide the batch size"
-        if x.shape[0] is not None:
-            if x.shape[0] % self.virtual_batch_size:
-                raise ValueError(f"{message}, got a batch of {x.shape[0]}")
-            return x
-        batch = tf.shape(x)[0]
-        check = tf.debugging.Assert(tf.equal(batch % self.virtual_batch_size, 0),
-                                    [f"{message}, got a batch of", batch])
-        with tf.control_dependencies([check]):
-            return tf.identity(x)
+    def _one_ghost_batch(self, x):
+        """``x`` normalized as one ghost batch, and its mean and variance."""
+        mean, variance = ops.moments(x, axes=self._axes, keepdims=True)
+        y = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        return y, ops.reshape(mean, (-1,)), ops.reshape(variance, (-1,))
 
     def get_config(self):
         return {**super().get_config(), "virtual_batch_size": self.virtual_batch_size}
+
+
+def _broadcasts_to(shape, target) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` without enlarging it; a size not
+    known until run time (None) is taken to fit."""
+    return len(shape) <= len(target) and all(
+        size in (1, None) or goal is None or size == goal
+        for size, goal in zip(reversed(tuple(shape)), reversed(tuple(target)), strict=False))
 
 
 @keras.saving.register_keras_serializable(package="normlab")
@@ -324,9 +342,17 @@ class AdjustedBatchNorm(BatchNorm):
         self.adjustment = adjustment
 
     def adjust(self, normalized):
-        scale, bias = self.adjustment(ops.shape(normalized))
+        pair = self.adjustment(ops.shape(normalized))
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            got = f"{type(pair).__name__} of {len(pair)}" if isinstance(pair, (tuple, list)) else repr(pair)
+            raise ValueError(f"adjustment must return a (scale, bias) pair, got {got}")
         # the function may return float32 tensors (e.g. noise) for float64 statistics
-        return normalized * ops.cast(scale, normalized.dtype) + ops.cast(bias, normalized.dtype)
+        scale, bias = (ops.cast(value, normalized.dtype) for value in pair)
+        for name, value in (("scale", scale), ("bias", bias)):
+            if not _broadcasts_to(value.shape, normalized.shape):
+                raise ValueError(f"adjustment returned a {name} of shape {tuple(value.shape)}, which does "
+                                 f"not broadcast to the input's shape {tuple(normalized.shape)}")
+        return normalized * scale + bias
 
     def get_config(self):
         return {**super().get_config(),
@@ -476,8 +502,13 @@ class NoisyBatchNorm(keras.layers.BatchNormalization):
 
     def __init__(self, mean_range=0.5, scale_range=0.25, jitter=0.1, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.mean_range, self.scale_range, self.jitter = mean_range, scale_range, jitter
-        self.seed = seed
+        spreads = {name: real_argument(name, value) for name, value in
+                   (("mean_range", mean_range), ("scale_range", scale_range), ("jitter", jitter))}
+        for name, value in spreads.items():
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        self.mean_range, self.scale_range, self.jitter = spreads.values()
+        self.seed = None if seed is None else int_argument("seed", seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None, mask=None):
@@ -496,43 +527,70 @@ class NoisyBatchNorm(keras.layers.BatchNormalization):
                 "scale_range": self.scale_range, "jitter": self.jitter, "seed": self.seed}
 
 
-def _batch_norm_layers(layer):
-    """``layer`` and every layer nested in it, once each, that keeps moving batch statistics.
+def _nested_layers(layer) -> list:
+    """``layer`` and every layer nested in it.
 
     Only models list their layers (``layers``); the layers that a custom layer holds in attributes
     (or in lists and dicts of them) Keras tracks without listing them publicly, so this walks
     Keras's own flattening of the tracked layers, the one that ``trainable`` and ``compile`` use.
     """
     if hasattr(layer, "_flatten_layers"):
-        nested = layer._flatten_layers()
-    else:  # not a Keras 3 layer: at least what ``layers`` lists
-        nested = [layer, *(inner for child in getattr(layer, "layers", [])
-                           for inner in _batch_norm_layers(child))]
-    found = {id(child): child for child in nested
+        return list(layer._flatten_layers())
+    # not a Keras 3 layer: at least what ``layers`` lists
+    return [layer, *(inner for child in getattr(layer, "layers", []) for inner in _nested_layers(child))]
+
+
+def _batch_norm_layers(layer):
+    """``layer`` and every layer nested in it, once each, that keeps moving batch statistics."""
+    found = {id(child): child for child in _nested_layers(layer)
              if isinstance(child, (keras.layers.BatchNormalization, BatchNorm))}
     return list(found.values())
+
+
+@contextlib.contextmanager
+def dropout_off(model):
+    """Dropout layers, nested ones too, pass their inputs through unchanged, also in training mode:
+    for training-mode passes that must see the activations that inference sees."""
+    dropouts = list({id(layer): layer for layer in _nested_layers(model)
+                     if isinstance(layer, keras.layers.Dropout)}.values())
+    rates = [layer.rate for layer in dropouts]
+    try:
+        for layer in dropouts:
+            layer.rate = 0.0
+        yield
+    finally:
+        for layer, rate in zip(dropouts, rates, strict=True):
+            layer.rate = rate
 
 
 def precise_batch_norm(model, batches, num_batches=None) -> int:
     """Recompute every trainable batch-norm layer's moving statistics with frozen weights.
 
     PreciseBN (Wu & Johnson, 2021): instead of the exponential moving average collected while the
-    weights were still changing, run ``num_batches`` batches through the model in training mode
-    with no weight update, and set each layer's moving mean and variance to the *equal-weight*
-    average of the batch means and (biased) variances. ``batches`` yields inputs or
-    ``(inputs, labels)`` pairs. Returns the number of batches used. Explained in chapter 4.
+    weights were still changing, run ``num_batches`` batches (default: all of ``batches``) through
+    the model in training mode with no weight update, and set each layer's moving mean and
+    variance to the *equal-weight* average of the batch means and (biased) variances. ``batches``
+    yields inputs or ``(inputs, labels)`` pairs; fewer than ``num_batches`` of them is an error,
+    not a smaller estimate. Returns the number of batches used. Explained in chapter 4.
 
-    Layers nested in custom layers count too. Each batch runs with momentum 0, so that a layer's
-    moving statistics then hold that batch's, and every batch starts from the layers' state as it
-    was (their non-trainable weights are put back after each), so no batch sees another's
-    statistics. The averages go where inference reads them, ``moving_mean`` and
-    ``moving_variance``. ``BatchNormalization(renorm=True)`` derives its moving variance from a
-    ``moving_stddev`` whose update averages standard deviations, not variances; it is set to
-    ``sqrt(variance + epsilon)`` to agree, and the training-only ``renorm_mean`` and
-    ``renorm_stddev`` are left as they were.
+    Layers nested in custom layers count too. Dropout is off during the passes: in training mode
+    it would change the variance that the layers after it see, which inference never sees. Each
+    batch runs with momentum 0, so that a layer's moving statistics then hold that batch's, and
+    every batch starts from the layers' state as it was (their non-trainable weights are put back
+    after each), so no batch sees another's statistics. The averages go where inference reads
+    them, ``moving_mean`` and ``moving_variance``. ``BatchNormalization(renorm=True)`` derives its
+    moving variance from a ``moving_stddev`` whose update averages standard deviations, not
+    variances; it is set to ``sqrt(variance + epsilon)`` to agree, and the training-only
+    ``renorm_mean`` and ``renorm_stddev`` are left as they were.
     """
-    if num_batches is not None and num_batches < 1:
-        raise ValueError(f"num_batches must be at least 1, got {num_batches}")
+    if num_batches is not None:
+        num_batches = int_argument("num_batches", num_batches)
+        if num_batches < 1:
+            raise ValueError(f"num_batches must be at least 1, got {num_batches}")
+    if batches is None or isinstance(batches, (str, bytes, np.ndarray)) or tf.is_tensor(batches) \
+            or not hasattr(batches, "__iter__"):
+        raise ValueError("batches must be an iterable of batches (a list of arrays, a generator, a "
+                         f"tf.data.Dataset), got {type(batches).__name__}: split an array into batches")
     layers = [layer for layer in _batch_norm_layers(model) if layer.trainable]
     if not layers:
         raise ValueError("the model has no trainable batch-norm layer to recompute")
@@ -547,27 +605,29 @@ def precise_batch_norm(model, batches, num_batches=None) -> int:
     sums = [[0.0, 0.0] for _ in layers]
     used = 0
     try:
-        for batch in batches:
-            if num_batches is not None and used == num_batches:
-                break
-            used += 1
-            inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-            if not saved:  # the state to put back, once every layer has its weights
-                if not all(layer.built for layer in layers):
-                    model(inputs, training=False)  # builds them; inference changes no state
-                saved = [(layer.momentum, [w.numpy() for w in layer.non_trainable_weights])
-                         for layer in layers]
-            for layer in layers:
-                layer.momentum = 0.0
-            model(inputs, training=True)
-            for layer, total in zip(layers, sums, strict=True):
-                total[0] = total[0] + np.asarray(layer.moving_mean, np.float64)
-                total[1] = total[1] + np.asarray(layer.moving_variance, np.float64)
-            restore()
+        with dropout_off(model):
+            for batch in itertools.islice(batches, num_batches):
+                used += 1
+                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+                if not saved:  # the state to put back, once every layer has its weights
+                    if not all(layer.built for layer in layers):
+                        model(inputs, training=False)  # builds them; inference changes no state
+                    saved = [(layer.momentum, [w.numpy() for w in layer.non_trainable_weights])
+                             for layer in layers]
+                for layer in layers:
+                    layer.momentum = 0.0
+                model(inputs, training=True)
+                for layer, total in zip(layers, sums, strict=True):
+                    total[0] = total[0] + np.asarray(layer.moving_mean, np.float64)
+                    total[1] = total[1] + np.asarray(layer.moving_variance, np.float64)
+                restore()
     finally:
         restore()
     if used == 0:
         raise ValueError("batches was empty")
+    if num_batches is not None and used < num_batches:
+        raise ValueError(f"asked for num_batches={num_batches} but batches gave only {used}; ask for "
+                         f"at most {used}, or give more batches")
     for layer, (mean_sum, variance_sum) in zip(layers, sums, strict=True):
         mean, variance = mean_sum / used, variance_sum / used
         layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
@@ -602,12 +662,12 @@ class BatchRenorm(BatchNorm):
 
     def __init__(self, rmax=3.0, dmax=5.0, warmup_steps=0, rmax_steps=0, dmax_steps=0, **kwargs):
         super().__init__(**kwargs)
-        self.rmax, self.dmax = _real_argument("rmax", rmax), _real_argument("dmax", dmax)
+        self.rmax, self.dmax = real_argument("rmax", rmax), real_argument("dmax", dmax)
         if self.rmax < 1.0:
             raise ValueError(f"rmax must be >= 1, got {rmax}")
         if self.dmax < 0.0:
             raise ValueError(f"dmax must be >= 0, got {dmax}")
-        steps = {name: _int_argument(name, value) for name, value in
+        steps = {name: int_argument(name, value) for name, value in
                  (("warmup_steps", warmup_steps), ("rmax_steps", rmax_steps), ("dmax_steps", dmax_steps))}
         for name, value in steps.items():
             if value < 0:
@@ -670,7 +730,9 @@ class WeightStandardizedConv2D(keras.layers.Conv2D):
 
     def __init__(self, *args, epsilon=1e-5, **kwargs):
         super().__init__(*args, **kwargs)
-        self.epsilon = epsilon
+        self.epsilon = real_argument("epsilon", epsilon)
+        if self.epsilon <= 0:
+            raise ValueError(f"epsilon must be > 0, got {epsilon}")
 
     def convolution_op(self, inputs, kernel):
         mean, variance = ops.moments(kernel, axes=(0, 1, 2), keepdims=True)

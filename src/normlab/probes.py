@@ -14,6 +14,7 @@ second group (at the end) adapts them to :mod:`normlab.train`'s probe signature
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import weakref
@@ -32,11 +33,21 @@ QUANTILES = (5, 15, 50, 85, 95)
 STEP_MULTIPLES = (0.5, 1.0, 2.0, 4.0)  # landscape steps, in learning rates
 
 
+def _built(model):
+    """Refuse a model without weights: running it would create fresh random ones to measure."""
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built and has no weights yet: call it on data "
+                         "(or model.build(input_shape)) before probing it")
+    return model
+
+
 @contextlib.contextmanager
 def untouched(model):
     """Run a block that may change ``model`` (training-mode calls, optimizer steps) and put every
     variable of the model and of its optimizer back afterwards. An optimizer that was not built
-    yet is built first, as ``fit`` would, so that its state can be put back too."""
+    yet is built first, as ``fit`` would, so that its state can be put back too. The model must
+    be built: weights created inside the block could not be put back."""
+    _built(model)
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
@@ -49,24 +60,86 @@ def untouched(model):
             variable.assign(value)
 
 
+def _walk(model, path=()):
+    for layer in model.layers:
+        yield path, layer
+        if isinstance(layer, keras.Model):
+            yield from _walk(layer, (*path, layer))
+
+
+def _named(model) -> dict[str, tuple[tuple, object]]:
+    """Every layer in ``model``, nested models (a fine-tuned base) opened, in the order of the
+    model, by name, with the nested models that hold it. A name that two layers share is
+    qualified by the names of those models ("base/dense"), since results are keyed by name."""
+    found = list({id(layer): (path, layer) for path, layer in _walk(model)}.values())
+    count = collections.Counter(layer.name for _, layer in found)
+    return {"/".join(m.name for m in (*path, layer)) if count[layer.name] > 1 else layer.name: (path, layer)
+            for path, layer in found}
+
+
+def _weight_layers(model) -> dict[str, object]:
+    return {name: layer for name, (_, layer) in _named(model).items()
+            if getattr(layer, "kernel", None) is not None}
+
+
 def weight_layers(model) -> list:
-    """The layers with a kernel (convs and dense layers), in the order of the model."""
-    return [layer for layer in model.layers if getattr(layer, "kernel", None) is not None]
+    """The layers with a kernel (convs and dense layers), in the order of the model, including
+    those inside nested models (a fine-tuned base): the probes key them by their own names."""
+    return list(_weight_layers(model).values())
+
+
+def _measured(model) -> dict[str, object]:
+    """The weight layers that the gradient probes measure, by name: those whose kernel is
+    trainable, since a frozen kernel takes no gradient and no step."""
+    trainable = {id(v) for v in _built(model).trainable_variables}
+    weight = {name: layer for name, layer in _weight_layers(model).items() if id(layer.kernel) in trainable}
+    if not weight:
+        raise ValueError(f"model {model.name!r} has no weight layer with a trainable kernel (none, or all "
+                         "frozen): there is no gradient to measure")
+    return weight
 
 
 def response_layers(model) -> list[str]:
     """Names of the layers whose outputs He et al. call a layer's *response*: each weight layer's
     normalization if one follows it, else the weight layer itself; the output layer excluded."""
-    names, all_layers = [], list(model.layers)
-    for layer in weight_layers(model)[:-1]:
-        after = all_layers[all_layers.index(layer) + 1]
-        names.append(after.name if isinstance(after, NORMALIZATIONS) else layer.name)
+    named = list(_named(model).items())
+    weight = [i for i, (_, (_, layer)) in enumerate(named) if getattr(layer, "kernel", None) is not None]
+    names = []
+    for i in weight[:-1]:
+        after_name, (_, after) = named[i + 1]
+        names.append(after_name if isinstance(after, NORMALIZATIONS) else named[i][0])
     return names
 
 
+def _symbolic_output(model, path, layer):
+    """``layer``'s output in ``model``'s graph, through the nested models of ``path``: a nested
+    model's own graph is called on the tensor that ``model`` feeds it."""
+    target = path[0] if path else layer
+    graph = getattr(model, "_functional", model)  # a Sequential keeps its graph in a functional model
+    nodes = [n for depth in getattr(graph, "_nodes_by_depth", {}).values() for n in depth
+             if n.operation is target]
+    if len(nodes) != 1:
+        raise ValueError(f"layer {target.name!r} is called {len(nodes)} times in model {model.name!r}; "
+                         "layer outputs need a functional or Sequential model that calls it once")
+    if not path:
+        outputs = nodes[0].outputs
+        return outputs[0] if len(outputs) == 1 else outputs
+    inputs = getattr(target, "_functional", target).inputs
+    inner = keras.Model(inputs[0] if len(inputs) == 1 else inputs, _symbolic_output(target, path[1:], layer))
+    return inner(*nodes[0].arguments.args)
+
+
 def layer_outputs(model, x, names, *, training: bool = True) -> dict[str, np.ndarray]:
-    """The outputs of the named layers for inputs ``x``."""
-    probe = keras.Model(model.inputs[0], {name: model.get_layer(name).output for name in names})
+    """The outputs of the named layers for inputs ``x``. A layer inside a nested model goes by
+    its own name, or "base/name" where two layers share that name, as in the probes' results."""
+    if not names:
+        raise ValueError("no layer to measure: the list of layer names is empty")
+    named = _named(_built(model))
+    unknown = [name for name in names if name not in named]
+    if unknown:
+        raise ValueError(f"no layer named {', '.join(unknown)} in model {model.name!r}; "
+                         f"its layers: {', '.join(named)}")
+    probe = keras.Model(model.inputs[0], {name: _symbolic_output(model, *named[name]) for name in names})
     with untouched(model):
         outputs = probe(np.asarray(x, "float32"), training=training)
     return {name: np.asarray(outputs[name]) for name in names}
@@ -75,31 +148,56 @@ def layer_outputs(model, x, names, *, training: bool = True) -> dict[str, np.nda
 def activation_std(model, x, names=None) -> dict[str, float]:
     """The standard deviation of each named layer's output over all its elements (He et al.'s
     Fig. 7 for the default, :func:`response_layers`)."""
-    outputs = layer_outputs(model, x, names or response_layers(model))
+    if names is None:
+        names = response_layers(_built(model))
+        if not names:
+            raise ValueError(f"model {model.name!r} has no hidden weight layer, so no response layer: "
+                             "name the layers to measure")
+    outputs = layer_outputs(model, x, names)
     return {name: float(out.std()) for name, out in outputs.items()}
 
 
-def _activation(layer) -> str:
+def _relu_slope(negative_slope=0.0, max_value=None, threshold=0.0):
+    """The local slope of Keras's relu over its largest, read from its output ``a`` (the probe
+    sees outputs, not inputs): above the threshold it passes x (slope 1, a > 0) up to
+    ``max_value`` (slope 0, a >= max_value); at or below it, it gives
+    ``negative_slope * (x - threshold) <= 0`` (slope ``negative_slope``)."""
+    largest = max(1.0, negative_slope)
+
+    def slope(a):
+        s = np.where(a > 0, 1.0, negative_slope)
+        return (s if max_value is None else np.where(a >= max_value, 0.0, s)) / largest
+
+    return slope
+
+
+LOCAL_SLOPES = {"relu": _relu_slope(), "relu6": _relu_slope(max_value=6.0),
+                "leaky_relu": _relu_slope(0.2),  # keras.activations.leaky_relu's default slope
+                "sigmoid": lambda a: 4 * a * (1 - a), "tanh": lambda a: 1 - a**2}
+
+
+def _local_slope(name, layer):
     if isinstance(layer, keras.layers.ReLU):
-        return "relu"
-    return getattr(getattr(layer, "activation", None), "__name__", "linear")
+        return _relu_slope(layer.negative_slope, layer.max_value, layer.threshold)
+    if isinstance(layer, keras.layers.LeakyReLU):
+        return _relu_slope(layer.negative_slope)
+    kind = getattr(getattr(layer, "activation", None), "__name__", type(layer).__name__)
+    if kind not in LOCAL_SLOPES:
+        raise ValueError(f"layer {name} has activation {kind!r}; saturation is defined for ReLU and "
+                         f"LeakyReLU layers and the activations {', '.join(LOCAL_SLOPES)}")
+    return LOCAL_SLOPES[kind]
 
 
 def saturated_fraction(model, x, names) -> dict[str, float]:
     """The fraction of each named activation layer's outputs where its derivative is below 5 % of
-    its largest value, so almost no gradient passes: a ReLU at zero, a sigmoid outside about
-    0.013 to 0.987, a tanh beyond about 0.975 in absolute value."""
-    local_slope = {"relu": lambda a: (a > 0).astype(float), "sigmoid": lambda a: 4 * a * (1 - a),
-                   "tanh": lambda a: 1 - a**2}
+    its largest value, so almost no gradient passes: a ReLU at zero (and above its max_value, and
+    a leaky one whose negative slope is below 5 % of 1), a sigmoid outside about 0.013 to 0.987,
+    a tanh beyond about 0.975 in absolute value. The derivative is read from the layer's output,
+    which is all the probe sees."""
+    named = _named(_built(model))
+    slopes = {name: _local_slope(name, named[name][1]) for name in names if name in named}
     outputs = layer_outputs(model, x, names)
-    fractions = {}
-    for name, out in outputs.items():
-        kind = _activation(model.get_layer(name))
-        if kind not in local_slope:
-            raise ValueError(f"layer {name} has activation {kind!r}; saturation is defined for "
-                             f"{', '.join(local_slope)}")
-        fractions[name] = float(np.mean(local_slope[kind](out) < 0.05))
-    return fractions
+    return {name: float(np.mean(slopes[name](out) < 0.05)) for name, out in outputs.items()}
 
 
 def _loss(model, loss):
@@ -110,18 +208,25 @@ def _loss(model, loss):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=models.returns_logits(model))
 
 
-_COMPILED = weakref.WeakKeyDictionary()  # model -> {loss config: its compiled loss and gradients}
+_COMPILED = weakref.WeakKeyDictionary()  # model -> {(loss, trainable state): its compiled gradients}
 
 
 def _gradients(model, x, y, variables, loss):
     """The loss on ``(x, y)`` in training mode and its gradients for ``variables``. Compiled once
-    per model and loss: a probe takes several, and eagerly each costs about two training steps."""
-    by_loss = _COMPILED.setdefault(model, {})
-    key = json.dumps(keras.losses.serialize(loss), sort_keys=True, default=str)
-    if key not in by_loss:
-        by_loss[key] = _compile_gradients(weakref.ref(model), loss)
-    value, grads = by_loss[key](tf.convert_to_tensor(np.asarray(x, "float32")), tf.convert_to_tensor(y))
-    index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    per model, loss and trainable state: a probe takes several, and eagerly each costs about two
+    training steps. The trace bakes in which variables are trainable and which layers are frozen
+    (a frozen batch norm runs in inference mode), so freezing or unfreezing a layer traces anew."""
+    trainable = model.trainable_variables
+    key = (json.dumps(keras.losses.serialize(loss), sort_keys=True, default=str),
+           tuple(id(v) for v in trainable), tuple(layer.trainable for layer in model._flatten_layers()))
+    compiled = _COMPILED.setdefault(model, {})
+    if key not in compiled:
+        compiled[key] = _compile_gradients(weakref.ref(model), loss)
+    value, grads = compiled[key](tf.convert_to_tensor(np.asarray(x, "float32")), tf.convert_to_tensor(y))
+    index = {id(v): i for i, v in enumerate(trainable)}
+    missing = [v.path for v in variables if id(v) not in index]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not trainable: no gradient to take")
     return float(value), [grads[index[id(v)]] for v in variables]
 
 
@@ -140,11 +245,12 @@ def _compile_gradients(model_ref, loss):
 
 def gradient_norms(model, x, y, *, loss=None) -> dict[str, float]:
     """‖∂L/∂W‖ of each weight layer's kernel for the batch ``(x, y)``; the loss is the compiled
-    one, else a cross-entropy on the model's outputs."""
-    kernels = [layer.kernel for layer in weight_layers(model)]
+    one, else a cross-entropy on the model's outputs. Layers whose kernel is frozen are left out
+    (they take no gradient); a model without any trainable kernel raises a ValueError."""
+    weight = _measured(model)
     with untouched(model):
-        _, grads = _gradients(model, x, y, kernels, _loss(model, loss))
-    return {layer.name: float(tf.norm(g)) for layer, g in zip(weight_layers(model), grads, strict=True)}
+        _, grads = _gradients(model, x, y, [layer.kernel for layer in weight.values()], _loss(model, loss))
+    return {name: float(tf.norm(g)) for name, g in zip(weight, grads, strict=True)}
 
 
 def _optimizer(model):
@@ -155,15 +261,16 @@ def _optimizer(model):
 
 def update_ratios(model, x, y, *, loss=None) -> dict[str, float]:
     """‖ΔW‖ / ‖W‖ of each weight layer's kernel for one step of the model's own optimizer on
-    ``(x, y)`` (Karpathy's rule of thumb: around 1e-3). The step is taken and undone."""
-    optimizer, variables = _optimizer(model), model.trainable_variables
-    weight = weight_layers(model)
+    ``(x, y)`` (Karpathy's rule of thumb: around 1e-3). The step is taken and undone. Frozen
+    kernels are left out, as in :func:`gradient_norms`."""
+    optimizer, weight = _optimizer(model), _measured(model)
+    variables = model.trainable_variables
     with untouched(model):
-        before = [layer.kernel.numpy() for layer in weight]
+        before = [layer.kernel.numpy() for layer in weight.values()]
         _, grads = _gradients(model, x, y, variables, _loss(model, loss))
         optimizer.apply(grads, variables)
-        return {layer.name: float(np.linalg.norm(layer.kernel.numpy() - old) / np.linalg.norm(old))
-                for layer, old in zip(weight, before, strict=True)}
+        return {name: float(np.linalg.norm(layer.kernel.numpy() - old) / np.linalg.norm(old))
+                for (name, layer), old in zip(weight.items(), before, strict=True)}
 
 
 def internal_covariate_shift(model, x, y, *, loss=None) -> dict[str, tuple[float, float]]:
@@ -171,10 +278,13 @@ def internal_covariate_shift(model, x, y, *, loss=None) -> dict[str, tuple[float
     on ``(x, y)`` with respect to the layer's kernel, and ``G'``, the same gradient after the
     layers before i (all their trainable weights) took this batch's optimizer step while layer i
     and those after it did not. Returns ``(‖G - G'‖, cos(G, G'))`` per layer. Every gradient is
-    taken from the same moving statistics and random states, so only the weights differ."""
-    optimizer, variables = _optimizer(model), model.trainable_variables
-    loss, weight = _loss(model, loss), weight_layers(model)
-    position = {id(v): i for i, layer in enumerate(model.layers) for v in layer.trainable_weights}
+    taken from the same moving statistics and random states, so only the weights differ. Frozen
+    kernels are left out, as in :func:`gradient_norms`."""
+    optimizer, weight, loss = _optimizer(model), _measured(model), _loss(model, loss)
+    variables = model.trainable_variables
+    order = [layer for _, layer in _named(model).values()]
+    position = {id(v): i for i, layer in enumerate(order) if not isinstance(layer, keras.Model)
+                for v in layer.trainable_weights}
     shift = {}
     with untouched(model):
         state = [v.numpy() for v in model.non_trainable_variables]
@@ -187,16 +297,15 @@ def internal_covariate_shift(model, x, y, *, loss=None) -> dict[str, tuple[float
         before = [v.numpy() for v in variables]
         _, grads = _gradients(model, x, y, variables, loss)
         by_variable = {id(v): grad.numpy().ravel() for v, grad in zip(variables, grads, strict=True)}
-        g = {layer.name: by_variable[id(layer.kernel)] for layer in weight}
         optimizer.apply(grads, variables)
         after = [v.numpy() for v in variables]
-        for layer in weight:
-            here = model.layers.index(layer)
+        for name, layer in weight.items():
+            here = order.index(layer)
             for v, old, new in zip(variables, before, after, strict=True):
-                v.assign(new if position[id(v)] < here else old)
-            g_new, g_old = gradient(layer.kernel), g[layer.name]
+                v.assign(new if position.get(id(v), len(order)) < here else old)
+            g_new, g_old = gradient(layer.kernel), by_variable[id(layer.kernel)]
             cos = g_old @ g_new / max(np.linalg.norm(g_old) * np.linalg.norm(g_new), 1e-30)
-            shift[layer.name] = (float(np.linalg.norm(g_old - g_new)), float(cos))
+            shift[name] = (float(np.linalg.norm(g_old - g_new)), float(cos))
     return shift
 
 
@@ -205,8 +314,14 @@ def loss_landscape(model, x, y, step_sizes, *, loss=None) -> dict[str, np.ndarra
     ``(x, y)`` (all trainable weights): for each step size ``eta``, the loss at ``w - eta g``
     (``"loss"``), the gradient's change ‖∇L(w) - ∇L(w - eta g)‖ (``"gradient_change"``), and the
     largest change per unit distance moved, max over eta of that change / ‖eta g‖ (``"beta"``,
-    the effective smoothness). ``"loss_at_w"`` is the loss where the walk starts."""
-    variables, loss = model.trainable_variables, _loss(model, loss)
+    the effective smoothness). ``"loss_at_w"`` is the loss where the walk starts. The steps must
+    be positive and finite (beta divides by them), and the model needs a trainable weight."""
+    steps = np.asarray(step_sizes, dtype=float)
+    if steps.ndim != 1 or not steps.size or not np.all(np.isfinite(steps) & (steps > 0)):
+        raise ValueError(f"step_sizes must be one or more positive, finite numbers; got {step_sizes!r}")
+    variables, loss = _built(model).trainable_variables, _loss(model, loss)
+    if not variables:
+        raise ValueError(f"model {model.name!r} has no trainable weight: there is no gradient to walk along")
     with untouched(model):
         state = [v.numpy() for v in model.non_trainable_variables]
 
@@ -220,14 +335,16 @@ def loss_landscape(model, x, y, step_sizes, *, loss=None) -> dict[str, np.ndarra
 
         w = [v.numpy() for v in variables]
         start, g = at(w)
+        if not np.linalg.norm(g) > 0:
+            raise ValueError("the gradient is zero (or not finite) here: there is no direction to walk along")
         sizes = [int(np.prod(v.shape)) for v in w]
         g_parts = np.split(g, np.cumsum(sizes)[:-1])
         losses, changes = [], []
-        for eta in step_sizes:
+        for eta in steps:
             value, g_eta = at([v - eta * part.reshape(v.shape) for v, part in zip(w, g_parts, strict=True)])
             losses.append(value)
             changes.append(float(np.linalg.norm(g - g_eta)))
-    beta = max(c / (eta * np.linalg.norm(g)) for c, eta in zip(changes, step_sizes, strict=True))
+    beta = max(c / (eta * np.linalg.norm(g)) for c, eta in zip(changes, steps, strict=True))
     return {"loss_at_w": start, "loss": np.array(losses), "gradient_change": np.array(changes),
             "beta": float(beta)}
 

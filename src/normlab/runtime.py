@@ -7,6 +7,7 @@ Explained in chapter 1, section "Setup". Every chapter's setup cell calls :func:
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import platform
 import re
@@ -14,10 +15,30 @@ import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+import numpy as np
+
 PROFILE_VARIABLE = "NORMLAB_PROFILE"
 PROFILES = ("full", "smoke", "paper")
 # The oldest versions every chapter has been run with; a chapter may ask for more in its setup.
 MINIMUM_VERSIONS = {"tensorflow": "2.19", "keras": "3.10"}
+
+
+def int_argument(name: str, value) -> int:
+    """``value`` as a Python int (NumPy integers too, as Keras takes them), else a ValueError naming
+    the argument: ``int()`` would silently truncate 1.5 or parse "1", and a bool is no count.
+    Here, free of TensorFlow, so that :mod:`normlab.data` checks its counts as the layers do."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+def real_argument(name: str, value) -> float:
+    """``value`` as a finite float, else a ValueError naming the argument: Keras's ``float()`` takes
+    NaN, inf, True and numeric strings, each of which would only fail later, or never."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)

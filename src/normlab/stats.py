@@ -36,12 +36,26 @@ def mean_std(runs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _values(values, name: str = "values") -> np.ndarray:
-    array = np.asarray(values, dtype=float).ravel()
+    """One value per seed. Never flattened: 3 seeds x 4 epochs are not 12 seeds."""
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{name}: need one value per run (a 1-D array), got shape {array.shape}; "
+                         "reduce the other axes first, e.g. runs[:, -1]")
     if len(array) < 2:
         raise ValueError(f"{name}: need at least 2 runs for a confidence interval, got {len(array)}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: every run needs a finite value, got {array}")
     return array
+
+
+def _confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:  # also refuses NaN
+        raise ValueError(f"confidence must lie between 0 and 1 (e.g. 0.95), got {confidence!r}")
+
+
+def _no_spread(spread: float, *arrays: np.ndarray) -> bool:
+    """True for runs equal up to float rounding: 0.5 - 0.4 and 0.2 - 0.1 differ in their last bits."""
+    return spread <= 1e-12 * max(float(np.max(np.abs(array))) for array in arrays)
 
 
 def _half_width(se: float, df: float, confidence: float) -> float:
@@ -59,13 +73,25 @@ def number(value: float, digits: int) -> str:
     return text.replace("-", "\N{MINUS SIGN}")
 
 
+def _digits(values, digits: int) -> int:
+    """``digits``, or up to three more where a nonzero value would otherwise print as zero."""
+    extra = 0
+    while extra < 3 and any(v != 0 and round(abs(v), digits + extra) == 0 for v in values):
+        extra += 1
+    return digits + extra
+
+
 def _bound(value: float, digits: int) -> str:
     """An interval's end, with up to three more digits where it takes them to show on which side
     of zero the end lies: "95 % CI -0.02 to 0.9", not "0.0 to 0.9" for an unresolved one."""
-    extra = 0
-    while extra < 3 and value != 0 and round(abs(value), digits + extra) == 0:
-        extra += 1
-    return number(value, digits + extra)
+    return number(value, _digits([value], digits))
+
+
+def _resolved(value: float, low: float, high: float, digits: int) -> tuple[str, str, str]:
+    """A value and an interval that excludes zero, all with the same digits and none printed as
+    zero: "0.03 (95 % CI 0.02 to 0.04)", not "0.0 (95 % CI 0.02 to 0.04)"."""
+    digits = _digits([value, low, high], digits)
+    return number(value, digits), number(low, digits), number(high, digits)
 
 
 @dataclass(frozen=True)
@@ -84,10 +110,16 @@ class Estimate:
         return f"{number(scale * self.mean, digits)} ± {number(scale * self.std, digits)}"
 
     def ci_text(self, scale: float = 1.0, digits: int = 3) -> str:
-        """``"0.886 (95 % CI 0.881 to 0.891, 3 seeds)"``: where the mean itself lies."""
-        return (f"{number(scale * self.mean, digits)} ({_percent(self.confidence)} CI "
-                f"{_bound(scale * self.low, digits)} to {_bound(scale * self.high, digits)}, "
-                f"{_seeds(self.n)})")
+        """``"0.886 (95 % CI 0.881 to 0.891, 3 seeds)"``: where the mean itself lies; runs without
+        spread say so (``"0.5 in every seed (3 seeds)"``) rather than print a zero-width interval."""
+        mean, low, high = scale * self.mean, scale * self.low, scale * self.high
+        if self.std == 0:
+            return f"{_bound(mean, digits)} in every seed ({_seeds(self.n)})"
+        if low > 0 or high < 0:
+            mean_text, low_text, high_text = _resolved(mean, low, high, digits)
+        else:
+            mean_text, low_text, high_text = number(mean, digits), _bound(low, digits), _bound(high, digits)
+        return f"{mean_text} ({_percent(self.confidence)} CI {low_text} to {high_text}, {_seeds(self.n)})"
 
     def __str__(self) -> str:
         return self.text()
@@ -95,8 +127,11 @@ class Estimate:
 
 def estimate(values, confidence: float = CONFIDENCE) -> Estimate:
     """Mean, sample std and the Student-t confidence interval of the mean of ``values``."""
+    _confidence(confidence)
     array = _values(values)
     mean, std = float(array.mean()), float(array.std(ddof=1))
+    if _no_spread(float(np.ptp(array)), array):
+        std = 0.0
     half = _half_width(std / math.sqrt(len(array)), len(array) - 1, confidence)
     return Estimate(mean, std, len(array), mean - half, mean + half, confidence)
 
@@ -129,8 +164,9 @@ def difference(a, b, *, paired: bool = False, confidence: float = CONFIDENCE) ->
 
     ``paired=True`` for runs matched by seed (``a[i]`` and ``b[i]`` share seed ``i``): the
     interval of the mean per-seed difference. Otherwise Welch's interval, which does not assume
-    equal spreads.
+    equal spreads. Runs without spread (equal up to float rounding) get a zero-width interval.
     """
+    _confidence(confidence)
     a, b = _values(a, "a"), _values(b, "b")
     if paired:
         if len(a) != len(b):
@@ -144,6 +180,10 @@ def difference(a, b, *, paired: bool = False, confidence: float = CONFIDENCE) ->
         se = math.sqrt(va + vb)
         df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se else 1.0
         half = _half_width(se, df, confidence)
+    spread = np.ptp(a - b) if paired else max(np.ptp(a), np.ptp(b))
+    if _no_spread(float(spread), a, b):
+        half = 0.0
+        value = 0.0 if _no_spread(abs(value), a, b) else value
     return Difference(value, value - half, value + half, len(a), len(b), paired, confidence)
 
 
@@ -178,26 +218,33 @@ def compare(a, b, *, paired: bool = False, scale: float = 100.0, unit: str = "po
 
     ``scale`` and ``unit`` turn the values into what the page talks about (accuracies into
     points by default; ``scale=1, unit="s"`` for seconds); ``higher``/``lower`` name the two
-    directions ("faster"/"slower" for a time, say ``lower="faster"``).
+    directions ("faster"/"slower" for a time, say ``lower="faster"``). Runs without spread have
+    no interval to report: "higher by 1.0 points in every seed (3 seeds, paired)", "identical in
+    every seed (3 seeds each)".
     """
     d = difference(a, b, paired=paired, confidence=confidence)
-    unit = f" {unit}" if unit and unit[0].isalnum() else unit
-    interval = (f"{_percent(confidence)} CI {_bound(scale * d.low, digits)} to "
-                f"{_bound(scale * d.high, digits)}")
+    unit = f" {unit}" if unit and unit[0].isalnum() else unit or ""
+    value, low, high = scale * d.value, scale * d.low, scale * d.high
     if d.paired:
         runs = f"{_seeds(d.n_a)}, paired"
     elif d.n_a == d.n_b:
         runs = f"{_seeds(d.n_a)} each"
     else:
         runs = f"{d.n_a} and {_seeds(d.n_b)}"
-    if d.resolved:
-        verdict = f"{higher if d.value > 0 else lower} by {number(abs(scale * d.value), digits)}{unit}"
-        sentence = f"{verdict} ({interval}, {runs})"
+    direction = higher if d.value > 0 else lower
+    if d.low == d.high:  # no spread: no interval to speak of
+        verdict = (f"{direction} by {_bound(abs(value), digits)}{unit} in every seed" if d.value
+                   else "identical in every seed")
+        sentence = f"{verdict} ({runs})"
+    elif d.resolved:
+        size, low_text, high_text = _resolved(abs(value), low, high, digits)
+        verdict = f"{direction} by {size}{unit}"
+        sentence = f"{verdict} ({_percent(confidence)} CI {low_text} to {high_text}, {runs})"
     else:
         counts = _seeds(d.n_a) if d.n_a == d.n_b else f"{d.n_a} and {_seeds(d.n_b)}"
         verdict = f"no reliable difference at {counts}"
-        sentence = (f"{verdict} ({number(scale * d.value, digits)}{unit}, {interval}"
-                    f"{', paired' if d.paired else ''})")
+        sentence = (f"{verdict} ({number(value, digits)}{unit}, {_percent(confidence)} CI "
+                    f"{_bound(low, digits)} to {_bound(high, digits)}{', paired' if d.paired else ''})")
     return Comparison(d, sentence, verdict)
 
 

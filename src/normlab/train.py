@@ -14,7 +14,6 @@ delete it to retrain everything.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from normlab import data, fingerprint, models
-from normlab.layers import precise_batch_norm
+from normlab.layers import dropout_off, precise_batch_norm
 from normlab.probes import (
     accuracy,
     gradient_norm,
@@ -244,31 +243,25 @@ def _restore(model, state) -> None:
         variable.assign(value)
 
 
+def precise_bn_batches(n_train: int) -> int:
+    """How many training batches of 256 :func:`precise_bn_val_acc` averages: 20, or every batch
+    that a smaller training set gives (12, the last one partial, for 3,000 images)."""
+    return min(20, -(-n_train // 256))
+
+
 def precise_bn_val_acc(model, subset: data.Dataset, config: RunConfig) -> float:
     """Validation accuracy with PreciseBN statistics: batch-norm moving averages recomputed from
-    20 training batches of 256 with the final weights (chapter 4), the model then put back."""
+    :func:`precise_bn_batches` training batches with the final weights (chapter 4); the model is
+    then put back."""
     state = _snapshot(model)
     try:
-        precise_batch_norm(model, data.pipeline(subset.x_train, subset.y_train, 256, shuffle_seed=0), 20)
+        batches = data.pipeline(subset.x_train, subset.y_train, 256, shuffle_seed=0)
+        precise_batch_norm(model, batches, precise_bn_batches(len(subset.x_train)))
         predicted = [np.argmax(model(x, training=False), axis=-1)
                      for x, _ in data.pipeline(subset.x_test, subset.y_test, 1024)]
         return float(np.mean(np.concatenate(predicted) == subset.y_test))
     finally:
         _restore(model, state)
-
-
-@contextlib.contextmanager
-def _dropout_off(model):
-    """Dropout layers pass their inputs through unchanged, also in training mode."""
-    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
-    rates = [layer.rate for layer in dropouts]
-    try:
-        for layer in dropouts:
-            layer.rate = 0.0
-        yield
-    finally:
-        for layer, rate in zip(dropouts, rates, strict=True):
-            layer.rate = rate
 
 
 def batch_statistics_outputs(model, x, batch_size: int) -> np.ndarray:
@@ -278,7 +271,7 @@ def batch_statistics_outputs(model, x, batch_size: int) -> np.ndarray:
     state = _snapshot(model)
     forward = tf.function(lambda batch: model(batch, training=True), reduce_retracing=True)
     try:
-        with _dropout_off(model):
+        with dropout_off(model):
             return np.concatenate([forward(np.asarray(x[i:i + batch_size], "float32"))
                                    for i in range(0, len(x), batch_size)])
     finally:
@@ -306,7 +299,7 @@ def variance_shift(model, subset: data.Dataset, config: RunConfig) -> float:
     state = _snapshot(model)
     try:
         with_dropout = np.var(np.asarray(probe(x, training=True)), axis=0)
-        with _dropout_off(model):
+        with dropout_off(model):
             without = np.var(np.asarray(probe(x, training=True)), axis=0)
         return float(np.mean(with_dropout / np.maximum(without, 1e-12)))
     finally:

@@ -1,4 +1,5 @@
-"""IPython start-up file for tests/test_book.py: CIFAR-10 "downloads", as on Colab or online.
+"""IPython start-up file for the chapters' kernels under test (conftest.py): CIFAR-10
+"downloads", as on Colab or online.
 
 ``keras.datasets.cifar10.load_data`` returns synthetic data in CIFAR-10's exact layout (32x32x3
 uint8 images, uint8 labels of shape ``(N, 1)``, 10 classes), so every chapter runs on

@@ -26,6 +26,15 @@ NORMS = ["BatchNorm", "GhostBatchNorm", "AdjustedBatchNorm", "FusedBatchNorm", "
 POLICIES = ["float32", "mixed_float16", "mixed_bfloat16", "float64"]
 # Outputs are compared at the tolerance of the compute dtype; weights and moving statistics are
 # float32 (float64) under every policy, so they are compared tightly: float16 statistics would fail.
+# Each tolerance comes from the arithmetic: two computations that reduce n values in different
+# orders (another kernel, another layout) differ by at most about n * eps times the values' size
+# (Higham, Accuracy and Stability of Numerical Algorithms, section 4.2). The tests reduce at most
+# about a thousand values per channel, of size at most about 10, and pairwise summation keeps
+# real errors far below the worst case, so: float32 (eps 1.2e-7) 1e-4 relative; float16 (eps
+# 9.8e-4) and bfloat16 (eps 7.8e-3) outputs are rounded once more to 16 bits, so about 10 eps;
+# float64 (eps 2.2e-16) 1e-10. The bare atol of 1e-5 to 1e-4 used below compares float32 outputs
+# of size about 1 to 5 over at most a few hundred values per channel (300 eps x 5 = 1.8e-4 at
+# worst); 1e-6 compares computations that only scale or shift the same values.
 TOLERANCES = {"float32": dict(rtol=1e-4, atol=1e-5), "mixed_float16": dict(rtol=1e-2, atol=1e-2),
               "mixed_bfloat16": dict(rtol=5e-2, atol=5e-2), "float64": dict(rtol=1e-10, atol=1e-10)}
 VARIABLE_TOLERANCES = {policy: dict(rtol=1e-12, atol=1e-12) if policy == "float64" else

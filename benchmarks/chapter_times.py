@@ -29,14 +29,6 @@ TABLE = ROOT / "book" / "chapter_times.md"
 COLUMNS = [(profile, cache) for profile in ("smoke", "full") for cache in ("cold", "warm")]
 
 
-def machine() -> str:
-    """The processor, and the GPU when TensorFlow sees one: what a timing was measured on."""
-    tf, _ = runtime.import_tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
-    return runtime.machine_summary() + "".join(f", {name}" for name in names)
-
-
 def measure(path: Path, profile: str) -> dict[str, float]:
     """Seconds for a cold then a warm run of one chapter, with a results cache of their own."""
     with tempfile.TemporaryDirectory(prefix="normlab-timing-") as cache:
@@ -106,7 +98,7 @@ def main():
     if args.table_only:
         TABLE.write_text(table(results))
         return
-    here = results.setdefault(machine(), {})
+    here = results.setdefault(runtime.hardware(), {})
     for profile in args.profiles:
         for path in args.chapters:
             path = path.resolve()

@@ -1,3 +1,5 @@
+import json
+
 import nbformat
 import pytest
 
@@ -43,3 +45,33 @@ def test_verdict_prints_and_returns_the_comparison(capsys):
     comparison = page.verdict("gain", [0.61, 0.62, 0.63], [0.50, 0.51, 0.52])
     assert comparison.resolved and comparison.sentence.startswith("higher by 11.0 points")
     assert capsys.readouterr().out == f"gain: {comparison.sentence}\n"
+
+
+def test_the_ledger_rows_come_from_the_verdicts_with_one_status_rule(monkeypatch, capsys):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.update({name: value}))
+    ledger = page.Ledger("ch9")
+    higher = page.stats.compare([0.61, 0.62, 0.63], [0.50, 0.51, 0.52])
+    ledger.add("Batch norm | helps", source="a paper", measurement="accuracy", evidence=higher,
+               section="sec-a")
+    row = ledger.add("It hurts", source="an article", measurement="accuracy", evidence=higher,
+                     section="sec-a", expected=-1)
+    assert row.status == "not reproduced" and row.result == higher.sentence
+    ledger.add("Exact", source="the book", measurement="a worked example", evidence=True,
+               section="sec-b", result="-1.2247449 to the last digit")
+    with pytest.raises(ValueError, match="result="):
+        ledger.add("Exact", source="s", measurement="m", evidence=False, section="sec-b")
+    assert ledger.counts() == {"reproduced": 2, "not reproduced": 1}
+    ledger.show()
+    assert capsys.readouterr().out == "ch9 ledger: 3 claims: 2 reproduced, 1 not reproduced\n"
+    table = glued["ch9_ledger"].data.split("\n")
+    assert table[0] == "| claim | source | measurement | result | status |"
+    assert table[2].startswith("| Batch norm \\| helps | a paper | accuracy | higher by 11.0 points")
+    assert table[2].endswith("| reproduced |")
+    claims = json.loads(glued["ch9_ledger_rows"])
+    assert [c["status"] for c in claims] == ["reproduced", "not reproduced", "reproduced"]
+    assert claims[2]["section"] == "sec-b"
+    with pytest.raises(ValueError, match="no claims"):
+        page.Ledger("ch1").show()

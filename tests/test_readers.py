@@ -5,6 +5,7 @@ the end check the book's own reader notebooks, and the numbers against a build o
 """
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -354,6 +355,57 @@ def test_a_notebook_outside_a_book_has_no_reader(tmp_path):
     assert readers.reader_problems(path) == []
     with pytest.raises(ValueError, match="is not in a book"):
         readers.write_reader(path)
+
+
+def test_a_glued_block_becomes_its_markdown(book):
+    table = "| a | b |\n|---|---|\n| 1 | **2** |"
+    output = nbformat.v4.new_output("display_data", data={PREFIX + "text/markdown": table},
+                                    metadata={"scrapbook": {"name": "t", "mime_prefix": PREFIX}})
+    assert convert(book, "Before.\n\n```{glue:md} t\n:format: myst\n```\n\nAfter.",
+                   outputs=[output]) == f"Before.\n\n{table}\n\nAfter."
+    with pytest.raises(ValueError, match="nothing glued as 'missing'"):
+        convert(book, "```{glue:md} missing\n```")
+
+
+def test_the_reader_says_whose_numbers_the_text_gives(book):
+    source = chapter(outputs=[glue_output("ch2_dataset", "'Fashion-MNIST'")])
+    source.metadata["normlab"].update(machine="AMD EPYC, 2 cores", executed="2026-12-06")
+    note = readers.reader(source, "book/02_second", book).cells[0].source.split("\n\n")[2]
+    assert note.startswith("*Whose numbers?* The numbers in the text come from the run the website "
+                           "shows (Fashion-MNIST; full profile; AMD EPYC, 2 cores; executed 2026-12-06).")
+    assert "then they are yours" in note
+    bare = chapter()
+    bare.metadata["normlab"] = {}
+    note = readers.reader(bare, "book/02_second", book).cells[0].source.split("\n\n")[2]
+    assert "the run the website shows. The outputs" in note  # nothing recorded: nothing claimed
+
+
+def _with_ledger(path, rows, dataset="Fashion-MNIST"):
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [glue_output("ch2_dataset", repr(dataset)),
+                           glue_output("ch2_ledger_rows", repr(json.dumps(rows)))]
+    nbformat.write(nb, path)
+
+
+def test_the_evidence_page_collects_the_ledgers_in_the_books_order(mini, capsys):
+    from normlab import evidence
+
+    row = dict(claim="BN | helps", source="a paper", measurement="m", result="r", section="sec-a")
+    _with_ledger(mini / "book" / "02_second.ipynb",
+                 [{**row, "status": "reproduced"}, {**row, "status": "not resolved at 3 seeds"}])
+    page = evidence.markdown(mini)
+    assert "the run the website shows (Fashion-MNIST)" in page
+    assert "| reproduced | 1 |\n| not reproduced | 0 |\n| not resolved | 1 |\n| **all** | **2** |" in page
+    assert "| BN \\| helps | a paper | 2 | not resolved at 3 seeds | {ref}`sec-a` |" in page
+    assert page.endswith("Chapter 1 has no ledger yet.\n")
+    assert evidence.problems(mini) == [
+        "the evidence page book/evidence.md is missing; run: python -m normlab.notebooks evidence"]
+    assert notebooks.main(["check", str(mini / "book" / "02_second.ipynb")]) == 1
+    assert "the evidence page book/evidence.md is missing" in capsys.readouterr().out
+    evidence.write(mini)
+    assert evidence.problems(mini) == []
+    _with_ledger(mini / "book" / "02_second.ipynb", [{**row, "status": "not reproduced"}])
+    assert "differs from the chapters' ledgers" in evidence.problems(mini)[0]
 
 
 # --- the book's own reader notebooks ---------------------------------------------------------------

@@ -9,22 +9,25 @@ profile and records a stamp (a hash of its code cells, the ``normlab`` code they
     python -m normlab.notebooks check book/*.ipynb              # what cannot be published
 
 The reader notebooks (:mod:`normlab.readers`), the chapters' plain-Markdown copies that Colab and
-JupyterLab open, are written by ``execute`` and by::
+JupyterLab open, and the evidence page (:mod:`normlab.evidence`), every chapter's claims ledger in
+one table, are written by ``execute`` and by::
 
     python -m normlab.notebooks readers book/*.ipynb            # notebooks/book/*.ipynb
+    python -m normlab.notebooks evidence                        # book/evidence.md
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import os
 import sys
 import time
 from pathlib import Path
 
-from normlab import fingerprint, readers
-from normlab.runtime import PROFILE_VARIABLE, PROFILES
+from normlab import evidence, fingerprint, readers
+from normlab.runtime import PROFILE_VARIABLE, PROFILES, hardware
 
 METADATA_KEY = "normlab"
 
@@ -113,7 +116,9 @@ def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> flo
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     # Stamped from the code as it is now: an edit made while the chapter runs leaves it stale.
-    metadata = {"profile": profile, "uses": uses(nb), "stamp": stamp(nb, profile)}
+    # The machine and the date go into the reader notebook's note on whose numbers the text gives.
+    metadata = {"profile": profile, "uses": uses(nb), "stamp": stamp(nb, profile),
+                "machine": hardware(), "executed": datetime.date.today().isoformat()}
     seconds = run(nb, path.parent, profile, timeout)
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -138,7 +143,8 @@ def _merge_streams(outputs):
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"execute": _execute_command, "readers": _readers_command, "check": _check_command}
+    commands = {"execute": _execute_command, "readers": _readers_command, "check": _check_command,
+                "evidence": _evidence_command}
     return commands[args.command](args)
 
 
@@ -152,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     write.add_argument("notebooks", nargs="+", type=Path)
     check = sub.add_parser("check", help="list notebooks whose stored outputs cannot be published")
     check.add_argument("notebooks", nargs="+", type=Path)
+    sub.add_parser("evidence", help=f"write the evidence page ({evidence.PAGE}) from the chapters' ledgers")
     return parser
 
 
@@ -162,7 +169,18 @@ def _execute_command(args) -> int:
         print(f"{path}: done in {execute(path, args.profile):.0f} s", flush=True)
         if readers.book_root(path) is not None:
             failed = _readers_command(argparse.Namespace(notebooks=[path])) or failed
+    for root in {readers.book_root(path) for path in args.notebooks} - {None}:
+        print(f"wrote {evidence.write(root).relative_to(root)}")
     return 1 if failed else 0
+
+
+def _evidence_command(args) -> int:
+    root = readers.book_root(Path.cwd() / "_toc.yml")
+    if root is None:
+        print("run this in the book's folder (where _config.yml and _toc.yml are)")
+        return 1
+    print(f"wrote {evidence.write(root).relative_to(root)}")
+    return 0
 
 
 def _readers_command(args) -> int:
@@ -188,6 +206,10 @@ def _check_command(args) -> int:
         for problem in found + unreadable_here:
             print(f"{path}: {problem}")
         stale, unreadable = stale or bool(found), unreadable or bool(unreadable_here)
+    for root in {readers.book_root(path) for path in args.notebooks} - {None}:
+        for problem in evidence.problems(root):
+            print(problem)
+            unreadable = True
     if stale:
         print("Fix the code, then run: make execute NOTEBOOKS=<notebook>")
     return 1 if stale or unreadable else 0

@@ -7,12 +7,18 @@ are executed, checked or turned into reader notebooks does not make their output
 text in the reader notebooks), so every number in the text comes from the run.
 :func:`verdict` glues and prints a comparison of two sets of runs.
 :func:`expect_error` shows an error a chapter means to show without stopping "Run all".
+:class:`Ledger` is the table that ends every chapter: what it showed, claim by claim.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import traceback
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+from normlab import stats
 
 
 def glue(name: str, value, display: bool = False, *, markdown: bool = False) -> None:
@@ -42,9 +48,7 @@ def verdict(name: str, a, b, **how):
     """Compare two sets of runs with :func:`normlab.stats.compare` (``how`` are its options),
     glue the sentence for ``{glue:md}`name```, print it, and return the comparison, so the prose
     and the cell output say the same. Explained in chapter 5."""
-    from normlab.stats import compare
-
-    comparison = compare(a, b, **how)
+    comparison = stats.compare(a, b, **how)
     glue(name, comparison.markdown(), markdown=True)
     print(f"{name}: {comparison}")
     return comparison
@@ -65,3 +69,69 @@ def expect_error(error_type: type[BaseException] = Exception):
         print("".join(traceback.format_exception_only(type(error), error)).rstrip())
     else:
         raise AssertionError(f"expected {error_type.__name__}, but nothing was raised")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of a chapter's ledger. ``section`` is the label of the section that tests it."""
+
+    claim: str
+    source: str
+    measurement: str
+    result: str
+    status: str
+    section: str
+
+
+class Ledger:
+    """"What this chapter showed": one row per claim the chapter set out to test, a paper's, a
+    source article's or its own, with the measurement, the result and its status.
+
+    Explained in chapter 1. Rows are made from the verdicts the chapter computed, with the one
+    status rule of :func:`normlab.stats.status`, so a rerun on other data rewrites the table.
+    :meth:`show` glues it for a ``{glue:md}`` directive (``<chapter>_ledger``) and glues the rows
+    as a JSON string (``<chapter>_ledger_rows``) for the book's evidence page, which
+    ``python -m normlab.notebooks evidence`` writes from every chapter's ledger.
+    """
+
+    def __init__(self, chapter: str):
+        self.chapter, self.claims = chapter, []
+
+    def add(self, claim: str, *, source: str, measurement: str, evidence, section: str,
+            expected: int = 1, result: str | None = None) -> Claim:
+        """Add a claim. ``evidence`` is a :class:`normlab.stats.Comparison` (its sentence is the
+        result) or the outcome of an exact check, ``True``/``False``, which needs ``result`` in
+        words. ``expected`` is the direction the claim predicts: +1 if it says the first set of
+        runs of the comparison is higher, -1 if lower."""
+        if result is None:
+            if not isinstance(evidence, stats.Comparison):
+                raise ValueError(f"claim {claim!r}: an exact check needs its result in words (result=...)")
+            result = evidence.sentence
+        row = Claim(claim, source, measurement, result, stats.status(evidence, expected), section)
+        self.claims.append(row)
+        return row
+
+    def counts(self) -> dict[str, int]:
+        """How many claims have each status, "not resolved" counted as one status."""
+        return dict(Counter(stats.status_kind(c.status) for c in self.claims))
+
+    def markdown(self) -> str:
+        """The ledger as a Markdown table."""
+        rows = ["| claim | source | measurement | result | status |", "|---|---|---|---|---|"]
+        rows += [f"| {' | '.join(table_cell(v) for v in (c.claim, c.source, c.measurement, c.result, c.status))} |"
+                 for c in self.claims]
+        return "\n".join(rows)
+
+    def show(self) -> None:
+        """Glue the table and its rows, and print how many claims have each status."""
+        if not self.claims:
+            raise ValueError(f"{self.chapter}: the ledger has no claims")
+        glue(f"{self.chapter}_ledger", self.markdown(), markdown=True)
+        glue(f"{self.chapter}_ledger_rows", json.dumps([asdict(c) for c in self.claims]))
+        counts = ", ".join(f"{n} {status}" for status, n in self.counts().items())
+        print(f"{self.chapter} ledger: {len(self.claims)} claims: {counts}")
+
+
+def table_cell(text: str) -> str:
+    """Text as one cell of a Markdown table: on one line, its pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")

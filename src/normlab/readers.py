@@ -406,9 +406,12 @@ def _prose(text: str, page: _Page) -> str:
 
 
 def _directive(name: str, argument: str, body: list[str], page: _Page) -> str:
-    """A directive as plain Markdown: an admonition becomes a blockquote."""
+    """A directive as plain Markdown: an admonition becomes a blockquote, a glued block (a table
+    glued as Markdown, such as a chapter's ledger) the block itself."""
     while body and re.match(r"^:[\w-]+:", body[0]):  # options such as :class: change only the style
         body = body[1:]
+    if name == "glue:md":
+        return _glue_md(argument.strip(), page)
     if name not in ADMONITIONS and name != "admonition":
         raise ValueError(f"{page.name}: the directive {{{name}}} has no plain-Markdown form in the "
                          "reader notebooks; add one to normlab.readers._directive")
@@ -525,11 +528,30 @@ def _caption(cell, figure, page: _Page):
                                          id=f"{cell.id[:56]}-caption")
 
 
+def _whose_numbers(nb, page: _Page) -> str:
+    """The note that the text's numbers are the website's run (which data, machine, profile and
+    date), while the outputs become the reader's own once a cell runs."""
+    run = nb.metadata.get("normlab", {})
+    datasets = [value["text/plain"].strip("'\"") for name, value in page.glued.items()
+                if name.endswith("_dataset") and "text/plain" in value]
+    facts = [datasets[0] if datasets else "",
+             f"{run['profile']} profile" if run.get("profile") else "",
+             run.get("machine", ""),
+             f"executed {run['executed']}" if run.get("executed") else ""]
+    facts = "; ".join(fact for fact in facts if fact)
+    return (f"*Whose numbers?* The numbers in the text come from the run the website shows"
+            f"{' (' + facts + ')' if facts else ''}. The outputs under the code cells are that run's "
+            "until you run them; then they are yours, and where your data or device differ (CIFAR-10 "
+            "or a GPU on Colab) the outputs, not the text, describe your run.")
+
+
 def _add_reader_line(nb, page: _Page) -> None:
-    """Say under the H1 title where the chapter is to be read, and how to run it on Colab."""
+    """Say under the H1 title where the chapter is to be read, how to run it on Colab, and whose
+    numbers the text gives."""
     chapter = page.book.chapters.get(page.name)
     line = READER_LINE.format(chapter=f"chapter {chapter} of " if chapter else "a page of ",
                               title=page.book.title, url=page.book.url(page.name))
+    line += "\n\n" + _whose_numbers(nb, page)
     for cell in nb.cells:
         title = re.search(r"^# .+$", cell.source, re.MULTILINE) if cell.cell_type == "markdown" else None
         if title:

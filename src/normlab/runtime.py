@@ -237,6 +237,14 @@ def machine_summary() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
+def hardware() -> str:
+    """The processor and the GPUs TensorFlow sees: what a run or a timing was made on."""
+    tf, _ = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
+    return machine_summary() + "".join(f", {name}" for name in names)
+
+
 def setup(seed: int = 0, *, tf32: bool = False, **minimum_versions: str):
     """The whole setup of a chapter in one call; returns ``(tf, keras, profile)``.
 

@@ -211,18 +211,25 @@ class Comparison:
 
 def compare(a, b, *, paired: bool = False, scale: float = 100.0, unit: str = "points",
             digits: int = 1, higher: str = "higher", lower: str = "lower",
-            confidence: float = CONFIDENCE) -> Comparison:
+            confidence: float = CONFIDENCE, family: int = 1) -> Comparison:
     """Say how ``a`` compares with ``b``, e.g. "higher by 1.4 points (95 % CI 0.9 to 1.9, 5 seeds
-    each)" or "no reliable difference at 3 seeds (-0.3 points, 95 % CI -1.9 to 1.3)" (the page
-    prints typeset minus signs).
+    each)" or "not resolved at 3 seeds: the difference lies between -1.9 and 1.3 points (95 % CI,
+    mean -0.3)" (the page prints typeset minus signs).
 
     ``scale`` and ``unit`` turn the values into what the page talks about (accuracies into
     points by default; ``scale=1, unit="s"`` for seconds); ``higher``/``lower`` name the two
-    directions ("faster"/"slower" for a time, say ``lower="faster"``). Runs without spread have
-    no interval to report: "higher by 1.0 points in every seed (3 seeds, paired)", "identical in
-    every seed (3 seeds each)".
+    directions ("faster"/"slower" for a time, say ``lower="faster"``). A resolved interval is
+    printed in the direction the sentence words it: "fewer by 2.6 epochs (95 % CI 1.9 to 3.3)".
+    ``family=k`` makes this one of k comparisons that share the ``confidence`` (Bonferroni: each
+    interval at 1 - (1 - confidence)/k), so that a sweep of k verdicts does not find an effect by
+    chance; the sentence names the family. Runs without spread have no interval to report:
+    "higher by 1.0 points in every seed (3 seeds, paired)", "identical in every seed (3 seeds each)".
     """
-    d = difference(a, b, paired=paired, confidence=confidence)
+    if not (isinstance(family, int) and family >= 1):
+        raise ValueError(f"family must be a whole number of comparisons, at least 1, got {family!r}")
+    _confidence(confidence)
+    each = 1 - (1 - confidence) / family
+    d = difference(a, b, paired=paired, confidence=each)
     unit = f" {unit}" if unit and unit[0].isalnum() else unit or ""
     value, low, high = scale * d.value, scale * d.low, scale * d.high
     if d.paired:
@@ -231,21 +238,93 @@ def compare(a, b, *, paired: bool = False, scale: float = 100.0, unit: str = "po
         runs = f"{_seeds(d.n_a)} each"
     else:
         runs = f"{d.n_a} and {_seeds(d.n_b)}"
+    if family > 1:
+        runs += f"; one of {family} comparisons"
     direction = higher if d.value > 0 else lower
     if d.low == d.high:  # no spread: no interval to speak of
         verdict = (f"{direction} by {_bound(abs(value), digits)}{unit} in every seed" if d.value
                    else "identical in every seed")
         sentence = f"{verdict} ({runs})"
     elif d.resolved:
-        size, low_text, high_text = _resolved(abs(value), low, high, digits)
+        near, far = sorted((abs(low), abs(high)))  # the interval of the size the sentence states
+        size, near_text, far_text = _resolved(abs(value), near, far, digits)
         verdict = f"{direction} by {size}{unit}"
-        sentence = f"{verdict} ({_percent(confidence)} CI {low_text} to {high_text}, {runs})"
+        sentence = f"{verdict} ({_percent(each)} CI {near_text} to {far_text}, {runs})"
     else:
         counts = _seeds(d.n_a) if d.n_a == d.n_b else f"{d.n_a} and {_seeds(d.n_b)}"
-        verdict = f"no reliable difference at {counts}"
-        sentence = (f"{verdict} ({number(value, digits)}{unit}, {_percent(confidence)} CI "
-                    f"{_bound(low, digits)} to {_bound(high, digits)}{', paired' if d.paired else ''})")
+        verdict = f"not resolved at {counts}"
+        details = ", ".join([f"{_percent(each)} CI", f"mean {number(value, digits)}",
+                             *(["paired"] if d.paired else []),
+                             *([f"one of {family} comparisons"] if family > 1 else [])])
+        sentence = (f"{verdict}: the difference lies between {_bound(low, digits)} and "
+                    f"{_bound(high, digits)}{unit} ({details})")
     return Comparison(d, sentence, verdict)
+
+
+REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED = "reproduced", "not reproduced", "not resolved"
+
+
+def status(evidence, expected: int = 1) -> str:
+    """The claims-ledger status of a claim, the one rule every chapter's ledger uses.
+
+    ``evidence`` is a :class:`Comparison` or :class:`Difference` of the runs with and without
+    what the claim is about, and ``expected`` the sign the claim predicts (+1: higher, -1: lower);
+    or ``True``/``False``, the outcome of an exact check (a worked example computed to the digit).
+    A difference is "reproduced" when its interval excludes zero on the predicted side, "not
+    reproduced" when it excludes zero on the other side, and otherwise "not resolved at n seeds":
+    an interval that contains zero neither confirms nor refutes a claim.
+    """
+    if isinstance(evidence, (bool, np.bool_)):
+        return REPRODUCED if evidence else NOT_REPRODUCED
+    if expected not in (1, -1):
+        raise ValueError(f"expected must be +1 (the claim predicts higher) or -1 (lower), got {expected!r}")
+    d = evidence.difference if isinstance(evidence, Comparison) else evidence
+    if not isinstance(d, Difference):
+        raise TypeError(f"evidence must be a Comparison, a Difference or a bool, got {type(evidence).__name__}")
+    if d.sign == 0:
+        counts = _seeds(d.n_a) if d.n_a == d.n_b else f"{d.n_a} and {_seeds(d.n_b)}"
+        return f"{NOT_RESOLVED} at {counts}"
+    return REPRODUCED if d.sign == expected else NOT_REPRODUCED
+
+
+def status_kind(status: str) -> str:
+    """One of the three statuses, without the seeds: "not resolved at 3 seeds" is "not resolved"."""
+    return NOT_RESOLVED if status.startswith(NOT_RESOLVED) else status
+
+
+def seeds_needed(a, b=None, *, effect: float, paired: bool = False,
+                 confidence: float = CONFIDENCE, most: int = 1000) -> int:
+    """How many seeds per arm bring the interval's half-width below ``effect``, judged from a
+    pilot's spread: what a chapter computes before it decides how many seeds a verdict needs.
+
+    ``a`` and ``b`` are the pilot runs of the two arms (``paired=True``: matched by seed, and the
+    spread is that of the per-seed differences); ``b=None`` sizes the interval of ``a``'s mean.
+    ``effect`` is in the units of the values (0.05 for 5 points of accuracy). The answer assumes
+    the pilot's standard deviations hold at larger n; it is at least 2, and ``most`` + 1 means
+    more than ``most`` seeds would be needed.
+    """
+    _confidence(confidence)
+    if not (math.isfinite(effect) and effect > 0):
+        raise ValueError(f"effect must be a positive size in the units of the values, got {effect!r}")
+    a = _values(a, "a")
+    if b is None:
+        spreads = [float(a.std(ddof=1))]
+    else:
+        b = _values(b, "b")
+        if paired:
+            if len(a) != len(b):
+                raise ValueError(f"paired runs need as many values in a as in b, got {len(a)} and {len(b)}")
+            spreads = [float((a - b).std(ddof=1))]
+        else:
+            spreads = [float(a.std(ddof=1)), float(b.std(ddof=1))]
+    variance = sum(s**2 for s in spreads)  # of one seed's difference (or of one run)
+    for n in range(2, most + 1):
+        se = math.sqrt(variance / n)
+        # Welch's degrees of freedom with n runs per arm, or n - 1 for one arm or paired runs
+        df = (n - 1) * variance**2 / sum(s**4 for s in spreads) if variance else n - 1
+        if _half_width(se, df, confidence) < effect:
+            return n
+    return most + 1
 
 
 def _seeds(n: int) -> str:
@@ -253,4 +332,4 @@ def _seeds(n: int) -> str:
 
 
 def _percent(confidence: float) -> str:
-    return f"{100 * confidence:g} %"
+    return f"{100 * confidence:.3g} %"  # 95 %, 99 %, 98.3 % (a family of 3)

@@ -222,6 +222,17 @@ def test_a_damaged_file_names_the_package_or_normlab_to_reinstall(tmp_path):
         assert fix in str(data._corrupt(folder / "t10k-labels-idx1-ubyte.gz", "it is truncated"))
 
 
+def test_a_validation_split_takes_the_last_training_images_and_never_the_test_split(tiny_fashion_mnist, offline):
+    ds = data.load("fashion_mnist", fashion_mnist_dir=tiny_fashion_mnist[0])
+    split = ds.validation_split(4)
+    np.testing.assert_array_equal(split.x_test, ds.x_train[-4:])
+    np.testing.assert_array_equal(split.y_train, ds.y_train[:-4])
+    assert "the last 4 training images" in split.note and split.title == ds.title
+    for bad in (0, len(ds.x_train), 2.5):
+        with pytest.raises(ValueError, match="n_validation"):
+            ds.validation_split(bad)
+
+
 def test_subsample_is_seeded_and_validated(tiny_fashion_mnist, offline):
     ds = data.load("fashion_mnist", fashion_mnist_dir=tiny_fashion_mnist[0])
     small = ds.subsample(4, 2, seed=1)

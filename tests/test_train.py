@@ -291,3 +291,34 @@ def test_the_fit_key_follows_the_model_the_data_the_batches_and_the_optimizer(po
         key(x=x + 1), key(size=32), key(seed=1), key(epochs=3),
     ]
     assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_the_short_run_rule_picks_precise_bn_until_the_moving_averages_settle():
+    config = train.RunConfig(epochs=5, batch_size=256).but(norm="batch")
+    assert train.steps(config, 10_000) == 5 * 40  # the last batch of an epoch is partial
+    assert not train.moving_averages_settled(299) and train.moving_averages_settled(300)
+    assert 0.049 < 0.99**300 < 0.05  # three time constants leave about e**-3 = 5 %
+    assert train.moving_averages_settled(30, momentum=0.9)
+    with pytest.raises(ValueError, match="add the probe precise_bn_val_acc"):
+        train.bn_accuracy_metric(config, 10_000)
+    precise = config.but(probes=("precise_bn_val_acc",))
+    assert train.bn_accuracy_metric(precise, 10_000) == "precise_bn_val_acc"
+    assert train.bn_accuracy_metric(precise, 60_000) == "val_acc"  # 1,175 steps
+
+
+def test_the_mechanism_probes_count_dead_relus_and_the_gradients_norm(tiny):
+    record = train.run(CONFIG.but(probes=("dead_relu_fraction", "total_gradient_norm")), tiny)
+    assert 0 <= record.metric("dead_relu_fraction")[-1] <= 1
+    assert record.metric("total_gradient_norm")[-1] > 0
+    model = train.trained_model(CONFIG, tiny)
+    for layer in model.layers:  # a network whose every unit is silenced: all ReLUs are dead
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(np.zeros(layer.gamma.shape))
+            layer.beta.assign(-np.ones(layer.beta.shape))
+    assert train.PROBES["dead_relu_fraction"](model, tiny, CONFIG) == 1.0
+    layer = model.get_layer("fc1")
+    layer.kernel.assign(np.full(layer.kernel.shape, np.nan, dtype="float32"))
+    assert np.isnan(train.PROBES["dead_relu_fraction"](model, tiny, CONFIG))
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="no ReLU layer"):
+        train.PROBES["dead_relu_fraction"](plain, tiny, CONFIG)

@@ -113,6 +113,20 @@ class Dataset:
         x_test, y_test = pick(self.x_test, self.y_test, n_test)
         return replace(self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
+    def validation_split(self, n_validation: int) -> Dataset:
+        """The training split cut in two: the last ``n_validation`` training images become the
+        test split, so that a setting chosen on them (a "best" learning rate, chapter 5) can
+        then be tested on the real test split, which the choice never saw."""
+        n_validation = _count("n_validation", n_validation)
+        if not 0 < n_validation < len(self.x_train):
+            raise ValueError(f"n_validation must leave training images on both sides: between 1 and "
+                             f"{len(self.x_train) - 1}, got {n_validation}")
+        cut = len(self.x_train) - n_validation
+        return replace(self, x_train=self.x_train[:cut], y_train=self.y_train[:cut],
+                       x_test=self.x_train[cut:], y_test=self.y_train[cut:],
+                       note=f"a validation split: the last {n_validation:,} training images stand in "
+                            "for the test split")
+
     def only_classes(self, classes) -> Dataset:
         """The images of some classes only, relabelled 0, 1, ... in the order given: a smaller
         task, e.g. to pretrain on before fine-tuning on the others (chapter 4)."""

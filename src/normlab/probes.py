@@ -365,6 +365,29 @@ def gradient_norm(model, subset, config) -> list[float]:
     return list(gradient_norms(model, *_train_batch(subset, config)).values())
 
 
+def total_gradient_norm(model, subset, config) -> float:
+    """The norm of the gradient of all weight kernels together on the first training batch: how
+    steep the loss is where a run ended (chapter 5 logs it at learning rates that break training).
+    NaN when the weights or the loss are no longer finite."""
+    norms = np.array(list(gradient_norms(model, *_train_batch(subset, config)).values()))
+    return float(np.sqrt(np.sum(norms**2)))
+
+
+def dead_relu_fraction(model, subset, config) -> float:
+    """The fraction of ReLU units, over every ``ReLU`` layer, that output zero for all of the first
+    1,000 training images in inference mode: units no gradient reaches any more (chapter 5).
+    NaN when an output is not finite (a run whose weights diverged)."""
+    names = [name for name, (_, layer) in _named(_built(model)).items()
+             if isinstance(layer, keras.layers.ReLU)]
+    if not names:
+        raise ValueError(f"model {model.name!r} has no ReLU layer to count dead units in")
+    outputs = layer_outputs(model, subset.x_train[:1000], names, training=False)
+    if not all(np.all(np.isfinite(out)) for out in outputs.values()):
+        return float("nan")
+    dead = [np.all(out.reshape(len(out), -1) == 0, axis=0) for out in outputs.values()]
+    return float(np.mean(np.concatenate(dead)))
+
+
 def sigmoid_percentiles(model, subset, config) -> list[float]:
     """The 15th, 50th and 85th percentiles of the input to one sigmoid of the last hidden layer
     (its first unit) over the first 1,000 test images: Ioffe and Szegedy's Fig. 1 (b, c)."""

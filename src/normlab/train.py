@@ -28,12 +28,14 @@ from normlab import data, fingerprint, models
 from normlab.layers import dropout_off, precise_batch_norm
 from normlab.probes import (
     accuracy,
+    dead_relu_fraction,
     gradient_norm,
     ics,
     landscape,
     response_quantiles,
     response_std,
     sigmoid_percentiles,
+    total_gradient_norm,
 )
 from normlab.runtime import device_summary, import_tensorflow, machine_summary, set_seed
 
@@ -243,6 +245,34 @@ def _restore(model, state) -> None:
         variable.assign(value)
 
 
+SETTLED_TIME_CONSTANTS = 3  # momentum**steps <= about e**-3 = 5 % of the initial statistics left
+
+
+def steps(config: RunConfig, n_train: int) -> int:
+    """The training steps of a run on ``n_train`` images (the last batch of an epoch may be partial)."""
+    return config.epochs * -(-n_train // config.batch_size)
+
+
+def moving_averages_settled(n_steps: int, momentum: float = 0.99) -> bool:
+    """The book's rule for short runs (chapter 4): after ``n_steps`` updates, moving statistics
+    with ``momentum`` still hold ``momentum**n_steps`` of their initial values (0.99**128 = 28 %);
+    they have settled when the run lasts at least 3 time constants, 3 / (1 - momentum) steps
+    (300 for Keras's default 0.99), which leaves at most about 5 %."""
+    return n_steps >= SETTLED_TIME_CONSTANTS / (1 - momentum) - 1e-9  # 3 / (1 - 0.9) is 30.000000000000004
+
+
+def bn_accuracy_metric(config: RunConfig, n_train: int, momentum: float = 0.99) -> str:
+    """The metric a batch-norm run's accuracy is read from, by :func:`moving_averages_settled`:
+    ``"val_acc"`` (its moving averages) when they settled, else ``"precise_bn_val_acc"`` (PreciseBN
+    statistics, chapter 4), which the run must then measure as a probe."""
+    if moving_averages_settled(steps(config, n_train), momentum):
+        return "val_acc"
+    if "precise_bn_val_acc" not in config.probes:
+        raise ValueError(f"a run of {steps(config, n_train)} steps has unsettled moving averages: "
+                         "add the probe precise_bn_val_acc to evaluate it with PreciseBN statistics")
+    return "precise_bn_val_acc"
+
+
 def precise_bn_batches(n_train: int) -> int:
     """How many training batches of 256 :func:`precise_bn_val_acc` averages: 20, or every batch
     that a smaller training set gives (12, the last one partial, for 3,000 images)."""
@@ -309,7 +339,8 @@ def variance_shift(model, subset: data.Dataset, config: RunConfig) -> float:
 PROBES = {"precise_bn_val_acc": precise_bn_val_acc, "batch_stats_val_acc": batch_stats_val_acc,
           "variance_shift": variance_shift, "accuracy": accuracy, "response_std": response_std,
           "gradient_norm": gradient_norm, "sigmoid_percentiles": sigmoid_percentiles,
-          "response_quantiles": response_quantiles, "ics": ics, "landscape": landscape}
+          "response_quantiles": response_quantiles, "ics": ics, "landscape": landscape,
+          "total_gradient_norm": total_gradient_norm, "dead_relu_fraction": dead_relu_fraction}
 
 
 class _Probes(keras.callbacks.Callback):

@@ -295,7 +295,7 @@ def test_the_fit_key_follows_the_model_the_data_the_batches_and_the_optimizer(po
 
 def test_the_short_run_rule_picks_precise_bn_until_the_moving_averages_settle():
     config = train.RunConfig(epochs=5, batch_size=256).but(norm="batch")
-    assert train.steps(config, 10_000) == 5 * 40  # the last batch of an epoch is partial
+    assert train.training_steps(config, 10_000) == 5 * 40  # the last batch of an epoch is partial
     assert not train.moving_averages_settled(299) and train.moving_averages_settled(300)
     assert 0.049 < 0.99**300 < 0.05  # three time constants leave about e**-3 = 5 %
     assert train.moving_averages_settled(30, momentum=0.9)

@@ -248,7 +248,7 @@ def _restore(model, state) -> None:
 SETTLED_TIME_CONSTANTS = 3  # momentum**steps <= about e**-3 = 5 % of the initial statistics left
 
 
-def steps(config: RunConfig, n_train: int) -> int:
+def training_steps(config: RunConfig, n_train: int) -> int:
     """The training steps of a run on ``n_train`` images (the last batch of an epoch may be partial)."""
     return config.epochs * -(-n_train // config.batch_size)
 
@@ -265,10 +265,10 @@ def bn_accuracy_metric(config: RunConfig, n_train: int, momentum: float = 0.99) 
     """The metric a batch-norm run's accuracy is read from, by :func:`moving_averages_settled`:
     ``"val_acc"`` (its moving averages) when they settled, else ``"precise_bn_val_acc"`` (PreciseBN
     statistics, chapter 4), which the run must then measure as a probe."""
-    if moving_averages_settled(steps(config, n_train), momentum):
+    if moving_averages_settled(training_steps(config, n_train), momentum):
         return "val_acc"
     if "precise_bn_val_acc" not in config.probes:
-        raise ValueError(f"a run of {steps(config, n_train)} steps has unsettled moving averages: "
+        raise ValueError(f"a run of {training_steps(config, n_train)} steps has unsettled moving averages: "
                          "add the probe precise_bn_val_acc to evaluate it with PreciseBN statistics")
     return "precise_bn_val_acc"
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from normlab import notebooks, plots
+from normlab import evidence, notebooks, plots
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -125,6 +125,24 @@ def test_chapter_has_the_conventional_shape(path):
     for section in ("## Summary", "## Exercises", "## References"):
         assert section in markdown
     assert "{cite" in markdown and "{glue:" in markdown
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_a_ledger_shows_its_table_and_links_to_sections_of_its_chapter(path):
+    nb = read(path)
+    rows = evidence.ledger_rows(nb)
+    if rows is None:
+        pytest.skip(f"{path.name} has no claims ledger yet")
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## What this chapter showed" in markdown
+    assert re.search(r"^```\{glue:md\} ch\d_ledger$", markdown, flags=re.MULTILINE)
+    assert markdown.index("## What this chapter showed") > markdown.index("## Exercises")
+    labels = set(re.findall(r"^\(([^()\s]+)\)=$", markdown, flags=re.MULTILINE))
+    assert {row["section"] for row in rows} <= labels
+
+
+def test_the_evidence_page_is_what_the_ledgers_say():
+    assert evidence.problems(ROOT) == []
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)

@@ -23,7 +23,6 @@ STATUSES = (stats.REPRODUCED, stats.NOT_REPRODUCED, stats.NOT_RESOLVED)
 
 INTRO = """\
 <!-- written by `python -m normlab.notebooks evidence` from the chapters' ledgers: do not edit -->
-(evidence)=
 # The evidence
 
 Every chapter ends with a table, "What this chapter showed": one row for each claim it set out to
@@ -31,8 +30,10 @@ test, a paper's, a source article's or the book's own, with the measurement, the
 status. The rows are made from the verdicts the chapter computed on its page, by one rule
 (`normlab.stats.status`):
 
-- **reproduced**: the 95 % confidence interval of the difference over seeds excludes zero on the
-  side the claim predicts, or an exact check (a worked example, to the last digit) holds;
+- **reproduced**: the confidence interval of the difference over seeds excludes zero on the side
+  the claim predicts, or an exact check (a worked example, to the last digit) holds. The
+  interval is a 95 % one, shared with the other verdicts of its section where the chapter
+  compares several things at once (each of k verdicts then gets a 1 − 0.05/k interval);
 - **not reproduced**: the interval excludes zero on the other side, or the exact check fails;
 - **not resolved at n seeds**: the interval contains zero. The experiment neither confirms nor
   refutes the claim; the chapter's ledger gives the interval, which bounds the effect.
@@ -42,11 +43,11 @@ the run the website shows ({dataset}); a run on CIFAR-10 or on a GPU computes it
 """
 
 
-def _chapters(root: Path, book: readers.Book):
+def _chapters(root: Path):
     """(page, chapter number, notebook) for each numbered chapter, in the book's order."""
     import nbformat
 
-    for page, number in sorted(book.chapters.items(), key=lambda item: item[1]):
+    for page, number in sorted(readers.chapter_numbers(root).items(), key=lambda item: item[1]):
         path = root / f"{page}.ipynb"
         if path.exists():
             yield page, number, nbformat.read(path, as_version=4)
@@ -70,9 +71,8 @@ def _dataset(nb) -> str | None:
 def markdown(root: Path | str) -> str:
     """The evidence page as :func:`write` writes it."""
     root = Path(root)
-    book = readers.load_book(root)
     rows, without, datasets = [], [], set()
-    for page, number, nb in _chapters(root, book):
+    for page, number, nb in _chapters(root):
         claims = ledger_rows(nb)
         if claims is None:
             without.append(number)

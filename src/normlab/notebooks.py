@@ -167,10 +167,10 @@ def _execute_command(args) -> int:
     for path in args.notebooks:
         print(f"{path}: executing with the {args.profile} profile ...", flush=True)
         print(f"{path}: done in {execute(path, args.profile):.0f} s", flush=True)
-        if readers.book_root(path) is not None:
+        root = readers.book_root(path)
+        if root is not None:  # the evidence page first: the reader notebooks link to it
+            print(f"{path}: wrote {evidence.write(root).relative_to(root)}")
             failed = _readers_command(argparse.Namespace(notebooks=[path])) or failed
-    for root in {readers.book_root(path) for path in args.notebooks} - {None}:
-        print(f"wrote {evidence.write(root).relative_to(root)}")
     return 1 if failed else 0
 
 

@@ -114,6 +114,13 @@ def load_book(root: Path | str) -> Book:
                                      cited=_cited_keys(sources.values())))
 
 
+def chapter_numbers(root: Path | str) -> dict[str, int]:
+    """The numbered chapters of the book at ``root`` (page: number), read from ``_toc.yml`` alone."""
+    import yaml
+
+    return _toc_pages(yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8")))[1]
+
+
 def _toc_pages(toc) -> tuple[list[str], dict[str, int]]:
     """The pages in reading order, and the chapter numbers: Jupyter Book numbers the chapters of
     ``numbered`` parts and goes on counting from one such part to the next."""

@@ -222,7 +222,7 @@ def test_a_damaged_file_names_the_package_or_normlab_to_reinstall(tmp_path):
         assert fix in str(data._corrupt(folder / "t10k-labels-idx1-ubyte.gz", "it is truncated"))
 
 
-def test_a_validation_split_takes_the_last_training_images_and_never_the_test_split(tiny_fashion_mnist, offline):
+def test_a_validation_split_holds_out_the_last_training_images(tiny_fashion_mnist, offline):
     ds = data.load("fashion_mnist", fashion_mnist_dir=tiny_fashion_mnist[0])
     split = ds.validation_split(4)
     np.testing.assert_array_equal(split.x_test, ds.x_train[-4:])

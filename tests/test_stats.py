@@ -182,7 +182,8 @@ def test_the_ledger_status_follows_the_interval_and_the_predicted_direction():
     assert stats.status(lower) == stats.status(higher.difference, expected=-1) == "not reproduced"
     assert stats.status(unresolved) == stats.status(unresolved, expected=-1) == "not resolved at 3 seeds"
     assert stats.status(stats.compare(A, [0.1, 0.2, 0.3])) == "reproduced"
-    assert stats.status(stats.compare([0.1, 0.2, 0.3, 0.2], [0.1, 0.2, 0.3])) == "not resolved at 4 and 3 seeds"
+    uneven = stats.compare([0.1, 0.2, 0.3, 0.2], [0.1, 0.2, 0.3])
+    assert stats.status(uneven) == "not resolved at 4 and 3 seeds"
     assert stats.status(True) == "reproduced" and stats.status(np.bool_(False)) == "not reproduced"
     assert stats.status(stats.compare([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])) == "not resolved at 3 seeds"
     with pytest.raises(ValueError, match="expected"):
@@ -210,7 +211,7 @@ def test_seeds_needed_brings_the_half_width_below_the_effect():
     assert t[0] * sd / np.sqrt(paired) < 0.02 <= t[1] * sd / np.sqrt(paired - 1)
     one = stats.seeds_needed(a, effect=0.01)
     assert scipy_stats.t.ppf(0.975, one - 1) * sa / np.sqrt(one) < 0.01
-    assert stats.seeds_needed([0.5, 0.5, 0.5], effect=0.01) == 2  # no spread: the fewest that give an interval
+    assert stats.seeds_needed([0.5, 0.5, 0.5], effect=0.01) == 2  # no spread: the fewest there are
     assert stats.seeds_needed(a, b, effect=1e-9, most=50) == 51
     for effect in (0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="effect"):

@@ -33,7 +33,7 @@ status. The rows are made from the verdicts the chapter computed on its page, by
 - **reproduced**: the confidence interval of the difference over seeds excludes zero on the side
   the claim predicts, or an exact check (a worked example, to the last digit) holds. The
   interval is a 95 % one, shared with the other verdicts of its section where the chapter
-  compares several things at once (each of k verdicts then gets a 1 − 0.05/k interval);
+  compares several things at once (each of k verdicts then gets a 1 - 0.05/k interval);
 - **not reproduced**: the interval excludes zero on the other side, or the exact check fails;
 - **not resolved at n seeds**: the interval contains zero. The experiment neither confirms nor
   refutes the claim; the chapter's ledger gives the interval, which bounds the effect.
@@ -44,13 +44,13 @@ the run the website shows ({dataset}); a run on CIFAR-10 or on a GPU computes it
 
 
 def _chapters(root: Path):
-    """(page, chapter number, notebook) for each numbered chapter, in the book's order."""
+    """(chapter number, notebook) for each numbered chapter, in the book's order."""
     import nbformat
 
     for page, number in sorted(readers.chapter_numbers(root).items(), key=lambda item: item[1]):
         path = root / f"{page}.ipynb"
         if path.exists():
-            yield page, number, nbformat.read(path, as_version=4)
+            yield number, nbformat.read(path, as_version=4)
 
 
 def ledger_rows(nb) -> list[dict] | None:
@@ -61,23 +61,16 @@ def ledger_rows(nb) -> list[dict] | None:
     return None
 
 
-def _dataset(nb) -> str | None:
-    for name, value in readers.glued_values(nb).items():
-        if name.endswith("_dataset") and "text/plain" in value:
-            return value["text/plain"].strip("'\"")
-    return None
-
-
 def markdown(root: Path | str) -> str:
     """The evidence page as :func:`write` writes it."""
     root = Path(root)
     rows, without, datasets = [], [], set()
-    for page, number, nb in _chapters(root):
+    for number, nb in _chapters(root):
         claims = ledger_rows(nb)
         if claims is None:
             without.append(number)
             continue
-        datasets.add(_dataset(nb))
+        datasets.add(readers.glued_dataset(readers.glued_values(nb)))
         rows += [(number, claim) for claim in claims]
     datasets.discard(None)
     counts = Counter(stats.status_kind(claim["status"]) for _, claim in rows)
@@ -86,8 +79,8 @@ def markdown(root: Path | str) -> str:
     text += "".join(f"| {status} | {counts.get(status, 0)} |\n" for status in STATUSES)
     text += f"| **all** | **{len(rows)}** |\n\n"
     text += "| claim | source | chapter | status | section |\n|---|---|---:|---|---|\n"
-    text += "".join(f"| {table_cell(c['claim'])} | {table_cell(c['source'])} | {number} | {table_cell(c['status'])} "
-                    f"| {{ref}}`{c['section']}` |\n" for number, c in rows)
+    text += "".join(f"| {table_cell(c['claim'])} | {table_cell(c['source'])} | {number} "
+                    f"| {table_cell(c['status'])} | {{ref}}`{c['section']}` |\n" for number, c in rows)
     if without:
         names = ", ".join(map(str, without[:-1])) + (" and " if len(without) > 1 else "") + str(without[-1])
         text += (f"\nChapter{'s' if len(without) > 1 else ''} {names} "

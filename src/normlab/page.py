@@ -105,7 +105,8 @@ class Ledger:
         runs of the comparison is higher, -1 if lower."""
         if result is None:
             if not isinstance(evidence, stats.Comparison):
-                raise ValueError(f"claim {claim!r}: an exact check needs its result in words (result=...)")
+                raise ValueError(f"claim {claim!r}: an exact check needs its result in words "
+                                 "(result=...)")
             result = evidence.sentence
         row = Claim(claim, source, measurement, result, stats.status(evidence, expected), section)
         self.claims.append(row)
@@ -117,8 +118,9 @@ class Ledger:
 
     def markdown(self) -> str:
         """The ledger as a Markdown table."""
-        rows = ["| claim | source | measurement | result | status |", "|---|---|---|---|---|"]
-        rows += [f"| {' | '.join(table_cell(v) for v in (c.claim, c.source, c.measurement, c.result, c.status))} |"
+        columns = ("claim", "source", "measurement", "result", "status")
+        rows = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+        rows += ["| " + " | ".join(table_cell(getattr(c, name)) for name in columns) + " |"
                  for c in self.claims]
         return "\n".join(rows)
 

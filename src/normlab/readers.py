@@ -270,6 +270,14 @@ def glued_values(nb) -> dict[str, dict]:
     return values
 
 
+def glued_dataset(glued: dict[str, dict]) -> str | None:
+    """The dataset a chapter's run used, as its code glued it (``ch5_dataset``), if it did."""
+    for name, value in glued.items():
+        if name.endswith("_dataset") and "text/plain" in value:
+            return value["text/plain"].strip("'\"")
+    return None
+
+
 def markdown_text(text: str) -> str:
     """``text`` escaped so that Markdown shows it as it is (a glued ``batch_fused`` stays roman)."""
     return _ESCAPE.sub(r"\\\1", text)
@@ -539,9 +547,7 @@ def _whose_numbers(nb, page: _Page) -> str:
     """The note that the text's numbers are the website's run (which data, machine, profile and
     date), while the outputs become the reader's own once a cell runs."""
     run = nb.metadata.get("normlab", {})
-    datasets = [value["text/plain"].strip("'\"") for name, value in page.glued.items()
-                if name.endswith("_dataset") and "text/plain" in value]
-    facts = [datasets[0] if datasets else "",
+    facts = [glued_dataset(page.glued) or "",
              f"{run['profile']} profile" if run.get("profile") else "",
              run.get("machine", ""),
              f"executed {run['executed']}" if run.get("executed") else ""]

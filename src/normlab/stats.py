@@ -280,7 +280,8 @@ def status(evidence, expected: int = 1) -> str:
         raise ValueError(f"expected must be +1 (the claim predicts higher) or -1 (lower), got {expected!r}")
     d = evidence.difference if isinstance(evidence, Comparison) else evidence
     if not isinstance(d, Difference):
-        raise TypeError(f"evidence must be a Comparison, a Difference or a bool, got {type(evidence).__name__}")
+        raise TypeError("evidence must be a Comparison, a Difference or a bool, "
+                        f"got {type(evidence).__name__}")
     if d.sign == 0:
         counts = _seeds(d.n_a) if d.n_a == d.n_b else f"{d.n_a} and {_seeds(d.n_b)}"
         return f"{NOT_RESOLVED} at {counts}"

@@ -396,7 +396,7 @@ def test_the_evidence_page_collects_the_ledgers_in_the_books_order(mini, capsys)
     page = evidence.markdown(mini)
     assert "the run the website shows (Fashion-MNIST)" in page
     assert "| reproduced | 1 |\n| not reproduced | 0 |\n| not resolved | 1 |\n| **all** | **2** |" in page
-    assert "| BN \\| helps | a paper | 2 | not resolved at 3 seeds | {ref}`sec-a` |" in page
+    assert "| {ref}`BN \\| helps <sec-a>` | a paper | 2 | not resolved at 3 seeds |" in page
     assert page.endswith("Chapter 1 has no ledger yet.\n")
     assert evidence.problems(mini) == [
         "the evidence page book/evidence.md is missing; run: python -m normlab.notebooks evidence"]

@@ -78,14 +78,20 @@ def markdown(root: Path | str) -> str:
     text += "\n| status | claims |\n|---|---:|\n"
     text += "".join(f"| {status} | {counts.get(status, 0)} |\n" for status in STATUSES)
     text += f"| **all** | **{len(rows)}** |\n\n"
-    text += "| claim | source | chapter | status | section |\n|---|---|---:|---|---|\n"
-    text += "".join(f"| {table_cell(c['claim'])} | {table_cell(c['source'])} | {number} "
-                    f"| {table_cell(c['status'])} | {{ref}}`{c['section']}` |\n" for number, c in rows)
+    text += "| claim (a link to its section) | source | chapter | status |\n|---|---|---:|---|\n"
+    text += "".join(f"| {{ref}}`{_role_text(c['claim'])} <{c['section']}>` | {table_cell(c['source'])} "
+                    f"| {number} | {table_cell(c['status'])} |\n" for number, c in rows)
     if without:
         names = ", ".join(map(str, without[:-1])) + (" and " if len(without) > 1 else "") + str(without[-1])
         text += (f"\nChapter{'s' if len(without) > 1 else ''} {names} "
                  f"{'have' if len(without) > 1 else 'has'} no ledger yet.\n")
     return text
+
+
+def _role_text(text: str) -> str:
+    """Text as the title of a ``{ref}`` role: one line, pipes escaped, no angle brackets or
+    backquotes (they would end the role)."""
+    return table_cell(text).replace("<", "(").replace(">", ")").replace("`", "'")
 
 
 def write(root: Path | str) -> Path:

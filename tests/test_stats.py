@@ -216,3 +216,25 @@ def test_seeds_needed_brings_the_half_width_below_the_effect():
     for effect in (0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="effect"):
             stats.seeds_needed(a, b, effect=effect)
+
+
+def test_plan_seeds_keeps_the_asked_seeds_within_the_budget_and_says_so():
+    rng = np.random.default_rng(1)
+    a, b = 0.80 + 0.02 * rng.standard_normal(3), 0.82 + 0.03 * rng.standard_normal(3)
+    asked = stats.seeds_needed(a, b, effect=0.03)
+    plan = stats.plan_seeds(a, b, effect=0.03, least=2, most=100)
+    assert (plan.needed, plan.seeds) == (asked, asked)
+    assert stats.plan_seeds(a, b, effect=1.0, least=5, most=20).seeds == 5  # at least the usual
+    capped = stats.plan_seeds(a, b, effect=1e-4, least=5, most=20)
+    assert (capped.needed, capped.seeds) == (21, 20)
+    result = stats.compare(a, b)
+    half = 100 * (result.difference.high - result.difference.low) / 2
+    assert capped.text(result) == (
+        "the spread of the pilot runs asks for more than 20 seeds to resolve 0 points; the test "
+        f"runs 20, the most this page affords, and its interval is ±{half:.1f} points")
+    assert plan.text(result, runs="both arms run").startswith(
+        f"the spread of the pilot runs asks for {asked} seeds to resolve 3 points; both arms run "
+        f"{asked}, and")
+    for least, most in ((1, 5), (6, 5), (2.5, 5)):
+        with pytest.raises(ValueError, match="least"):
+            stats.plan_seeds(a, b, effect=0.03, least=least, most=most)

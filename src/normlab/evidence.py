@@ -15,10 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 from normlab import readers, stats
-from normlab.page import table_cell
+from normlab.page import ROWS_SUFFIX, table_cell
 
 PAGE = "book/evidence.md"
-LEDGER_SUFFIX = "_ledger_rows"
 STATUSES = (stats.REPRODUCED, stats.NOT_REPRODUCED, stats.NOT_RESOLVED)
 
 INTRO = """\
@@ -56,7 +55,7 @@ def _chapters(root: Path):
 def ledger_rows(nb) -> list[dict] | None:
     """The claims a chapter's ledger glued, or None for a chapter without a ledger."""
     for name, value in readers.glued_values(nb).items():
-        if name.endswith(LEDGER_SUFFIX):  # a JSON string, stored as its Python repr
+        if name.endswith(ROWS_SUFFIX):  # a JSON string, stored as its Python repr
             return json.loads(ast.literal_eval(value["text/plain"]))
     return None
 

@@ -83,6 +83,9 @@ class Claim:
     section: str
 
 
+ROWS_SUFFIX = "_ledger_rows"  # the glued name of a ledger's rows, which the evidence page reads
+
+
 class Ledger:
     """"What this chapter showed": one row per claim the chapter set out to test, a paper's, a
     source article's or its own, with the measurement, the result and its status.
@@ -129,7 +132,7 @@ class Ledger:
         if not self.claims:
             raise ValueError(f"{self.chapter}: the ledger has no claims")
         glue(f"{self.chapter}_ledger", self.markdown(), markdown=True)
-        glue(f"{self.chapter}_ledger_rows", json.dumps([asdict(c) for c in self.claims]))
+        glue(self.chapter + ROWS_SUFFIX, json.dumps([asdict(c) for c in self.claims]))
         counts = ", ".join(f"{n} {status}" for status, n in self.counts().items())
         print(f"{self.chapter} ledger: {len(self.claims)} claims: {counts}")
 

@@ -44,8 +44,8 @@ def real_argument(name: str, value) -> float:
 @dataclass(frozen=True)
 class Profile:
     """How big a run is: ``full`` is the real experiment, ``smoke`` only proves the code runs,
-    and ``paper``, where a chapter defines it, runs at the scale of the paper it repeats (a GPU's
-    work: chapters 6 and 7); elsewhere ``paper`` is ``full``."""
+    and ``paper``, where a chapter defines it, runs at the scale of the paper or article it
+    repeats (a GPU's work: chapters 5, 6 and 7); elsewhere ``paper`` is ``full``."""
 
     name: str
 
@@ -79,7 +79,7 @@ def profile() -> Profile:
         raise ValueError(
             f"{PROFILE_VARIABLE}={name!r} is not a known profile; use one of {', '.join(PROFILES)} "
             "('full' runs the real experiments, 'smoke' runs tiny versions that only prove the "
-            "code works, 'paper' runs chapters 6 and 7 at their papers' scale, for a GPU)."
+            "code works, 'paper' runs chapters 5, 6 and 7 at their sources' scale, for a GPU)."
         )
     return Profile(name)
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _scipy_stats
 
+from normlab.runtime import int_argument
+
 CONFIDENCE = 0.95
 
 
@@ -326,6 +328,40 @@ def seeds_needed(a, b=None, *, effect: float, paired: bool = False,
         if _half_width(se, df, confidence) < effect:
             return n
     return most + 1
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """A powered test's seeds, from :func:`plan_seeds`: ``needed`` is what the pilot's spread asks
+    for (``most`` + 1: more than ``most``), ``seeds`` what the test runs, within its budget."""
+
+    needed: int
+    seeds: int
+    most: int
+    effect: float
+
+    def text(self, result: Comparison, *, scale: float = 100.0, unit: str = "points",
+             runs: str = "the test runs") -> str:
+        """The plan beside the interval it achieved, e.g. "the spread of the pilot runs asks for
+        8 seeds to resolve 3 points; the test runs 8, and its interval is ±3.8 points"."""
+        asks = f"more than {self.most}" if self.needed > self.most else str(self.needed)
+        short = "" if self.needed <= self.seeds else ", the most this page affords"
+        half = scale * (result.difference.high - result.difference.low) / 2
+        return (f"the spread of the pilot runs asks for {asks} seeds to resolve "
+                f"{number(scale * self.effect, 0)} {unit}; {runs} {self.seeds}{short}, and its "
+                f"interval is ±{half:.1f} {unit}")
+
+
+def plan_seeds(a, b=None, *, effect: float, least: int, most: int, paired: bool = False,
+               confidence: float = CONFIDENCE) -> SeedPlan:
+    """How many seeds a test runs: as many as :func:`seeds_needed` asks for from the pilot runs
+    ``a`` (and ``b``), but at least ``least`` (the chapter's usual seeds) and at most ``most``
+    (what the page can afford), so that a test either resolves ``effect`` or says it could not."""
+    least, most = int_argument("least", least), int_argument("most", most)
+    if not 2 <= least <= most:
+        raise ValueError(f"need 2 <= least <= most, got least={least}, most={most}")
+    needed = seeds_needed(a, b, effect=effect, paired=paired, confidence=confidence, most=most)
+    return SeedPlan(needed, min(max(needed, least), most), most, effect)
 
 
 def _seeds(n: int) -> str:

@@ -230,7 +230,7 @@ def test_plan_seeds_keeps_the_asked_seeds_within_the_budget_and_says_so():
     result = stats.compare(a, b)
     half = 100 * (result.difference.high - result.difference.low) / 2
     assert capped.text(result) == (
-        "the spread of the pilot runs asks for more than 20 seeds to resolve 0 points; the test "
+        "the spread of the pilot runs asks for more than 20 seeds to resolve 0.01 points; the test "
         f"runs 20, the most this page affords, and its interval is ±{half:.1f} points")
     assert plan.text(result, runs="both arms run").startswith(
         f"the spread of the pilot runs asks for {asked} seeds to resolve 3 points; both arms run "

@@ -348,7 +348,7 @@ class SeedPlan:
         short = "" if self.needed <= self.seeds else ", the most this page affords"
         half = scale * (result.difference.high - result.difference.low) / 2
         return (f"the spread of the pilot runs asks for {asks} seeds to resolve "
-                f"{number(scale * self.effect, 0)} {unit}; {runs} {self.seeds}{short}, and its "
+                f"{scale * self.effect:g} {unit}; {runs} {self.seeds}{short}, and its "
                 f"interval is ±{half:.1f} {unit}")
 
 

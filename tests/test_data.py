@@ -322,3 +322,16 @@ def test_class_grouped_batches_hold_few_classes_and_are_full():
     assert batches[0][0].dtype == "float32"
     with pytest.raises(ValueError, match="classes_per_batch"):
         data.class_grouped_pipeline(x, y, 16, 3, shuffle_seed=0)
+
+
+def test_pooled_images_are_block_means_with_an_uneven_side_cropped():
+    x = np.arange(2 * 5 * 4 * 1, dtype=np.uint8).reshape(2, 5, 4, 1)
+    ds = data.Dataset("fashion_mnist", x, np.zeros(2, int), x, np.zeros(2, int), "test")
+    pooled = ds.pooled(2)
+    assert pooled.x_train.shape == (2, 2, 2, 1) and pooled.x_train.dtype == np.uint8
+    assert pooled.x_train[0, 0, 0, 0] == round(np.mean([0, 1, 4, 5]))  # rows 0-1, columns 0-1
+    assert pooled.x_test.shape == (2, 2, 2, 1) and "2x2" in pooled.note
+    np.testing.assert_array_equal(ds.pooled(1).x_train, x)
+    for factor in (0, 6):
+        with pytest.raises(ValueError, match="factor"):
+            ds.pooled(factor)

@@ -114,12 +114,55 @@ def test_resnet_has_depth_weight_layers_and_the_papers_size(depth):
         assert round(residual.count_params() / 1e6, 2) == 0.27
 
 
-def test_option_a_shortcut_subsamples_and_pads_with_zeros():
-    x = np.arange(2 * 4 * 4 * 2, dtype="float32").reshape(2, 4, 4, 2)
+@pytest.mark.parametrize("side", [8, 7])  # even: centred on 2 i + 1; odd: on 2 i
+def test_option_a_shortcut_keeps_the_pixels_the_strided_conv_is_centred_on(side):
+    x = np.random.default_rng(0).normal(size=(2, side, side, 2)).astype("float32")
+    conv = keras.layers.Conv2D(2, 3, strides=2, padding="same", use_bias=False)
+    conv.build(x.shape)
+    centre = np.zeros((3, 3, 2, 2), "float32")
+    centre[1, 1] = np.eye(2)  # the conv copies the pixel it is centred on
+    conv.kernel.assign(centre)
     y = np.asarray(models.ShortcutA(6)(x))
-    assert y.shape == (2, 2, 2, 6)
-    np.testing.assert_array_equal(y[..., 2:4], x[:, ::2, ::2, :])
-    assert not y[..., :2].any() and not y[..., 4:].any()
+    assert y.shape == (2, (side + 1) // 2, (side + 1) // 2, 6)
+    np.testing.assert_array_equal(y[..., 2:4], np.asarray(conv(x)))
+    assert not y[..., :2].any() and not y[..., 4:].any()  # the new channels: zeros
+
+
+def test_skip_init_starts_every_block_as_the_identity():
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+    net = models.resnet((8, 8, 1), depth=14, width=4, norm="none", skip_init=True)
+    scales = [layer for layer in net.layers if isinstance(layer, models.ResidualScale)]
+    assert len(scales) == 6 and all(float(s.alpha) == 0.0 for s in scales)
+    first = keras.Model(net.input, net.get_layer("relu1").output)
+    last = keras.Model(net.input, net.get_layer("pool").output)
+    # identity blocks: the pooled features are the first layer's output, subsampled and padded
+    h = np.asarray(first(x))[:, 1::2, 1::2][:, 1::2, 1::2]
+    expected = np.pad(h.mean(axis=(1, 2)), [(0, 0), (6, 6)])
+    np.testing.assert_allclose(np.asarray(last(x)), expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="needs shortcuts"):
+        models.resnet((8, 8, 1), depth=8, shortcuts=False, skip_init=True)
+
+
+def test_resnet_weight_decay_is_an_l2_penalty_whose_gradient_is_decay_times_w():
+    net = models.resnet((8, 8, 1), depth=8, width=4, weight_decay=1e-4)
+    kernels = [layer.kernel for layer in net.layers if hasattr(layer, "kernel")]
+    assert len(net.losses) == len(kernels) == 8
+    expected = sum(1e-4 / 2 * float(np.sum(np.square(k.numpy()))) for k in kernels)
+    np.testing.assert_allclose(float(sum(net.losses)), expected, rtol=1e-5)
+    assert not models.resnet((8, 8, 1), depth=8, width=4).losses
+    with pytest.raises(ValueError, match="weight_decay"):
+        models.resnet((8, 8, 1), depth=8, weight_decay=-1.0)
+
+
+def test_resnet_with_fused_batch_norm_matches_keras_batch_norm():
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    plain = models.resnet((8, 8, 1), depth=8, width=8)
+    keras.utils.set_random_seed(0)
+    fused = models.resnet((8, 8, 1), depth=8, width=8, norm="batch_fused")
+    fused.set_weights(plain.get_weights())
+    np.testing.assert_allclose(np.asarray(fused(x, training=True)),
+                               np.asarray(plain(x, training=True)), rtol=1e-4, atol=1e-4)
 
 
 def test_resnet_rejects_depths_that_are_not_6n_plus_2_and_unknown_norms():

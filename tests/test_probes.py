@@ -65,7 +65,38 @@ def test_the_landscape_of_a_quadratic_loss_is_known_exactly():
                                rtol=1e-4)
     np.testing.assert_allclose(walk["gradient_change"], etas * np.linalg.norm(hessian @ g), rtol=1e-4)
     np.testing.assert_allclose(walk["beta"], np.linalg.norm(hessian @ g) / np.linalg.norm(g), rtol=1e-4)
+    np.testing.assert_allclose(walk["gradient_norm"], np.linalg.norm(g), rtol=1e-5)
     assert walk["beta"] <= np.linalg.eigvalsh(hessian).max() * (1 + 1e-5)
+
+
+def test_the_landscape_along_a_given_direction_is_known_exactly():
+    """Along d: L + eta g.d + eta^2 d^T H d / 2, a gradient change of eta |H d|, beta = |H d| / |d|."""
+    model = linear()
+    w = model.get_layer("fc1").kernel.numpy().astype(float)
+    x, y = X.astype(float), Y.astype(float)
+    g, hessian = mse_gradient(x, w, y), 2 / len(x) * x.T @ x
+    d = np.random.default_rng(1).normal(size=w.shape)
+    loss = float(np.mean((x @ w - y) ** 2))
+    etas = np.array([0.05, 0.1])
+    walk = probes.loss_landscape(model, X, Y, etas, direction=[d])
+    np.testing.assert_allclose(walk["loss"], loss + etas * (g * d).sum() + etas**2 * (d.T @ hessian @ d).item() / 2,
+                               rtol=1e-4)
+    np.testing.assert_allclose(walk["gradient_change"], etas * np.linalg.norm(hessian @ d), rtol=1e-4)
+    np.testing.assert_allclose(walk["beta"], np.linalg.norm(hessian @ d) / np.linalg.norm(d), rtol=1e-4)
+    with pytest.raises(ValueError, match="direction has 5 values"):
+        probes.loss_landscape(model, X, Y, etas, direction=[d, np.ones(2)])
+
+
+def test_the_optimizer_step_is_the_sgd_step_with_its_momentum():
+    model = linear()
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "mse")
+    w = model.get_layer("fc1").kernel.numpy()
+    g = mse_gradient(X, w, Y)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.momentums[0].assign(np.ones_like(w))  # a velocity left by earlier steps
+    step = probes.optimizer_step(model, X, Y)[0]
+    np.testing.assert_allclose(step, 0.9 * np.ones_like(w) - 0.05 * g, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(model.get_layer("fc1").kernel.numpy(), w)  # undone
 
 
 def test_internal_covariate_shift_follows_definition_2_1_on_a_two_layer_linear_net():
@@ -82,9 +113,10 @@ def test_internal_covariate_shift_follows_definition_2_1_on_a_two_layer_linear_n
     g1, g2 = gradients(w1, w2)
     _, g2_after = gradients(w1 - lr * g1, w2)
     shift = probes.internal_covariate_shift(model, X, Y)
-    assert shift["fc1"] == pytest.approx((0.0, 1.0), abs=1e-6)  # nothing comes before layer 1
+    assert shift["fc1"][:2] == pytest.approx((0.0, 1.0), abs=1e-6)  # nothing comes before layer 1
     cos = float(g2.ravel() @ g2_after.ravel() / np.linalg.norm(g2) / np.linalg.norm(g2_after))
-    np.testing.assert_allclose(shift["fc2"], (np.linalg.norm(g2 - g2_after), cos), rtol=1e-4)
+    np.testing.assert_allclose(shift["fc2"], (np.linalg.norm(g2 - g2_after), cos, np.linalg.norm(g2)),
+                               rtol=1e-4)
 
 
 def test_update_ratios_are_the_sgd_step_over_the_weight():
@@ -205,7 +237,8 @@ def test_the_gradient_cache_follows_frozen_layers_and_frozen_batch_norms():
 def test_frozen_kernels_are_left_out_and_a_frozen_model_is_refused():
     model = linear(units=(2, 1))
     model.get_layer("fc1").trainable = False
-    assert probes.internal_covariate_shift(model, X, Y) == {"fc2": pytest.approx((0.0, 1.0), abs=1e-6)}
+    shift = probes.internal_covariate_shift(model, X, Y)
+    assert list(shift) == ["fc2"] and shift["fc2"][:2] == pytest.approx((0.0, 1.0), abs=1e-6)
     assert probes.gradient_norms(model, X, Y) == pytest.approx(tape(model)[1], rel=1e-5)
     w, g = model.get_layer("fc2").kernel.numpy(), tape(model)[1]["fc2"]
     assert probes.update_ratios(model, X, Y) == pytest.approx({"fc2": 0.1 * g / np.linalg.norm(w)}, rel=1e-4)

@@ -186,8 +186,11 @@ def test_the_ledger_status_follows_the_interval_and_the_predicted_direction():
     assert stats.status(uneven) == "not resolved at 4 and 3 seeds"
     assert stats.status(True) == "reproduced" and stats.status(np.bool_(False)) == "not reproduced"
     assert stats.status(stats.compare([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])) == "not resolved at 3 seeds"
+    # a claim of no difference: refuted by a resolved difference either way, never confirmed
+    assert stats.status(higher, expected=0) == stats.status(lower, expected=0) == "not reproduced"
+    assert stats.status(unresolved, expected=0) == "not resolved at 3 seeds"
     with pytest.raises(ValueError, match="expected"):
-        stats.status(higher, expected=0)
+        stats.status(higher, expected=2)
     with pytest.raises(TypeError, match="Comparison"):
         stats.status(0.3)
 

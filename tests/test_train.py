@@ -322,3 +322,32 @@ def test_the_mechanism_probes_count_dead_relus_and_the_gradients_norm(tiny):
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no ReLU layer"):
         train.PROBES["dead_relu_fraction"](plain, tiny, CONFIG)
+
+
+def test_a_schedule_warms_up_at_a_tenth_then_divides_by_ten_at_each_decay_step(tiny):
+    config = train.RunConfig(optimizer="sgd", learning_rate=0.1, probes=("accuracy",),
+                             probe_every=5, warmup_steps=2, decay_steps=(4, 6))
+    rates = [train.learning_rate(config, step) for step in range(8)]
+    np.testing.assert_allclose(rates, [0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert "warmup_steps" not in CONFIG.to_dict() and "decay_steps" not in CONFIG.to_dict()
+    with pytest.raises(ValueError, match="probe_every"):
+        train.RunConfig(warmup_steps=2)
+    with pytest.raises(ValueError, match="increasing"):
+        config.but(decay_steps=(6, 4))
+    with pytest.raises(ValueError, match="increasing"):
+        config.but(warmup_steps=4, decay_steps=(4,))
+
+
+def test_a_scheduled_run_steps_at_the_schedules_rate(tiny, monkeypatch):
+    def rate(model, subset, config):  # the rate the optimizer will take its next step at
+        return float(model.optimizer.learning_rate)
+
+    rate.__module__ = "normlab.train"  # the cache key names a probe by its module
+    monkeypatch.setitem(train.PROBES, "rate", rate)
+    config = train.RunConfig(model="resnet", options={"depth": 8, "width": 4, "norm": "none"},
+                             inputs="scaled", optimizer="sgd", learning_rate=0.1, epochs=1,
+                             batch_size=8, probes=("rate", "update_ratio"), probe_every=1,
+                             warmup_steps=2, decay_steps=(4,))
+    record = train.run(config, tiny)  # 5 steps: measured before each, then after the last
+    np.testing.assert_allclose(record.metric("rate"), [0.01, 0.01, 0.1, 0.1, 0.01, 0.01], rtol=1e-6)
+    assert record.metric("update_ratio").shape == (6, 8)

@@ -127,14 +127,22 @@ def small_cnn(input_shape, num_classes: int = 10, *, norm: str = "none", momentu
 
 class ShortcutA(keras.layers.Layer):
     """He et al.'s option A shortcut where a block halves the resolution and doubles the
-    channels: every second pixel, and zeros for the new channels, so it has no weights."""
+    channels: every second pixel, and zeros for the new channels, so it has no weights.
+
+    The pixels kept are those the block's stride-2 convolution is centred on, so that the
+    shortcut and the block's output describe the same place. With stride 2, Keras's
+    ``padding="same"`` puts an odd pixel of padding at the bottom and right, so a 3x3 kernel is
+    centred on pixel ``2 i + 1`` of an even-sized input (no padding on top) and on ``2 i`` of an
+    odd-sized one (one pixel on each side).
+    """
 
     def __init__(self, filters: int, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
 
     def call(self, inputs):
-        x = inputs[:, ::2, ::2, :]
+        height, width = inputs.shape[1], inputs.shape[2]
+        x = inputs[:, 1 - height % 2::2, 1 - width % 2::2, :]
         extra = self.filters - x.shape[-1]
         return tf.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
 
@@ -142,9 +150,23 @@ class ShortcutA(keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
+class ResidualScale(keras.layers.Layer):
+    """SkipInit (De and Smith, 2020): a learned scalar that multiplies a residual branch,
+    initialized to zero, so that every block starts as the identity, which is what they show
+    batch norm does for a residual network (it divides each branch by a standard deviation that
+    grows with depth). Explained in chapter 6."""
+
+    def build(self, input_shape):
+        self.alpha = self.add_weight(shape=(), initializer="zeros", name="alpha")
+
+    def call(self, inputs):
+        return self.alpha * inputs
+
+
 def resnet(input_shape, num_classes: int = 10, *, depth: int = 20, shortcuts: bool = True,
            norm: str = "batch", width: int = 16, initializer: str = "he_normal",
-           momentum: float = 0.9, input_normalization=None, name: str | None = None):
+           momentum: float = 0.9, skip_init: bool = False, weight_decay: float = 0.0,
+           input_normalization=None, name: str | None = None):
     """He et al.'s CIFAR-10 network (2016, section 4.2), with identity shortcuts or plain.
 
     A 3x3 conv, then three stages of ``(depth - 2) / 6`` blocks of two 3x3 convs with ``width``,
@@ -156,24 +178,36 @@ def resnet(input_shape, num_classes: int = 10, *, depth: int = 20, shortcuts: bo
     Args:
         depth: ``6 n + 2`` weight layers: 20, 32, 44, 56, 110, ...
         shortcuts: identity shortcuts (a ResNet) or none (a plain network of the same depth).
-        norm: normalization after every conv, ``"batch"`` or ``"none"``; with it the convs have
-            no bias.
+        norm: normalization after every conv, ``"batch"``, ``"batch_fused"`` (the same, computed
+            faster: :class:`normlab.layers.FusedBatchNorm`) or ``"none"``; with one the convs
+            have no bias.
         width: filters of the first stage.
         initializer: of the conv and dense kernels; the paper uses He et al.'s ``"he_normal"``.
         momentum: of the batch-norm moving averages: 0.9, the default of the Torch code the
             papers' networks were trained with (Keras's 0.99 averages over more steps than a
             short run has, chapter 4).
+        skip_init: multiply each block's residual branch by a :class:`ResidualScale` that starts
+            at zero (needs ``shortcuts``).
+        weight_decay: an L2 penalty on the conv and dense kernels whose gradient is
+            ``weight_decay * W``, as the paper's SGD adds it (1e-4); it goes through the momentum
+            like the loss's gradient.
     """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6 n + 2 with n >= 1 (20, 32, 56, ...), got {depth}")
-    if norm not in ("none", "batch"):
-        raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
+    if norm not in ("none", "batch", "batch_fused"):
+        raise ValueError(f"norm must be 'none', 'batch' or 'batch_fused', got {norm!r}")
+    if skip_init and not shortcuts:
+        raise ValueError("skip_init scales residual branches: it needs shortcuts=True")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
     layer = iter(range(1, depth))
+    decay = keras.regularizers.L2(weight_decay / 2) if weight_decay else None  # d(c w²)/dw = 2 c w
 
     def conv(x, filters, stride=1):
         i = next(layer)
         x = keras.layers.Conv2D(filters, 3, stride, padding="same", use_bias=norm == "none",
-                                kernel_initializer=initializer, name=f"conv{i}")(x)
+                                kernel_initializer=initializer, kernel_regularizer=decay,
+                                name=f"conv{i}")(x)
         norm_ = norm_layer(norm, 4, f"norm{i}", momentum)
         return (x if norm_ is None else norm_(x)), i
 
@@ -188,11 +222,14 @@ def resnet(input_shape, num_classes: int = 10, *, depth: int = 20, shortcuts: bo
             y, i = conv(x, filters, stride)
             y, i = conv(keras.layers.ReLU(name=f"relu{i}")(y), filters)
             if shortcuts:
+                if skip_init:
+                    y = ResidualScale(name=f"scale{i}")(y)
                 shortcut = x if stride == 1 else ShortcutA(filters, name=f"shortcut{i}")(x)
                 y = keras.layers.Add(name=f"add{i}")([y, shortcut])
             x = keras.layers.ReLU(name=f"relu{i}")(y)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(num_classes, kernel_initializer=initializer, name="logits")(x)
+    outputs = keras.layers.Dense(num_classes, kernel_initializer=initializer,
+                                 kernel_regularizer=decay, name="logits")(x)
     kind = "resnet" if shortcuts else "plain"
     return keras.Model(inputs, outputs, name=name or f"{kind}{depth}")
 

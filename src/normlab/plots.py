@@ -46,13 +46,20 @@ def use_style() -> None:
         set_matplotlib_formats("retina")
 
 
-def band(ax, x, runs, label=None, color=None):
-    """Plot the mean of several runs (rows) as a line with a +/- one std band around it."""
+def band(ax, x, runs, label=None, color=None, *, log=False):
+    """Plot the mean of several runs (rows) as a line with a +/- one std band around it. With
+    ``log=True``, for a log axis, the mean and std are those of the logarithms: the line is the
+    geometric mean and the band spans a factor of the geometric std either side, which a log
+    axis shows symmetric and which never reaches below zero."""
+    runs = np.log(np.asarray(runs, float)) if log else runs
     mean, std = mean_std(runs)
     if mean.shape != np.shape(x):
         raise ValueError(f"x has shape {np.shape(x)} but each run has shape {mean.shape}")
+    low, high = mean - std, mean + std
+    if log:
+        mean, low, high = np.exp(mean), np.exp(low), np.exp(high)
     (line,) = ax.plot(x, mean, label=label, color=color)
-    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     return line
 
 

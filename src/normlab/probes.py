@@ -29,8 +29,8 @@ tf, keras = import_tensorflow()
 NORMALIZATIONS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization,
                   keras.layers.GroupNormalization, layers.BatchNorm)
 PERCENTILES = (15, 50, 85)  # Ioffe and Szegedy's Fig. 1
-QUANTILES = (5, 15, 50, 85, 95)
-STEP_MULTIPLES = (0.5, 1.0, 2.0, 4.0)  # landscape steps, in learning rates
+QUANTILES = (5, 15, 25, 50, 75, 85, 95)
+STEP_MULTIPLES = (0.5, 1.0, 2.0, 4.0)  # landscape steps, in optimizer steps
 
 
 def _built(model):
@@ -259,27 +259,37 @@ def _optimizer(model):
     return model.optimizer
 
 
-def update_ratios(model, x, y, *, loss=None) -> dict[str, float]:
-    """‖ΔW‖ / ‖W‖ of each weight layer's kernel for one step of the model's own optimizer on
-    ``(x, y)`` (Karpathy's rule of thumb: around 1e-3). The step is taken and undone. Frozen
-    kernels are left out, as in :func:`gradient_norms`."""
-    optimizer, weight = _optimizer(model), _measured(model)
-    variables = model.trainable_variables
+def optimizer_step(model, x, y, *, loss=None) -> list[np.ndarray]:
+    """The change that one step of the model's own optimizer on ``(x, y)`` makes to each trainable
+    variable, its momentum included: the way training really goes from here. The step is taken
+    and undone."""
+    optimizer, variables = _optimizer(model), _built(model).trainable_variables
     with untouched(model):
-        before = [layer.kernel.numpy() for layer in weight.values()]
+        before = [v.numpy() for v in variables]
         _, grads = _gradients(model, x, y, variables, _loss(model, loss))
         optimizer.apply(grads, variables)
-        return {name: float(np.linalg.norm(layer.kernel.numpy() - old) / np.linalg.norm(old))
-                for (name, layer), old in zip(weight.items(), before, strict=True)}
+        return [v.numpy() - old for v, old in zip(variables, before, strict=True)]
+
+
+def update_ratios(model, x, y, *, loss=None) -> dict[str, float]:
+    """‖ΔW‖ / ‖W‖ of each weight layer's kernel for one step of the model's own optimizer on
+    ``(x, y)`` (:func:`optimizer_step`): how fast the layer learns relative to its size, the
+    effective learning rate (Karpathy's rule of thumb: around 1e-3). Frozen kernels are left out,
+    as in :func:`gradient_norms`."""
+    weight = _measured(model)
+    step = dict(zip((id(v) for v in model.trainable_variables), optimizer_step(model, x, y, loss=loss)))
+    return {name: float(np.linalg.norm(step[id(layer.kernel)]) / np.linalg.norm(layer.kernel.numpy()))
+            for name, layer in weight.items()}
 
 
 def internal_covariate_shift(model, x, y, *, loss=None) -> dict[str, tuple[float, float]]:
     """Santurkar et al.'s Definition 2.1, for each weight layer i: ``G``, the gradient of the loss
     on ``(x, y)`` with respect to the layer's kernel, and ``G'``, the same gradient after the
     layers before i (all their trainable weights) took this batch's optimizer step while layer i
-    and those after it did not. Returns ``(‖G - G'‖, cos(G, G'))`` per layer. Every gradient is
-    taken from the same moving statistics and random states, so only the weights differ. Frozen
-    kernels are left out, as in :func:`gradient_norms`."""
+    and those after it did not. Returns ``(‖G - G'‖, cos(G, G'), ‖G‖)`` per layer: the last one
+    turns the shift into a fraction of the gradient, which compares networks whose weights
+    differ in scale. Every gradient is taken from the same moving statistics and random states,
+    so only the weights differ. Frozen kernels are left out, as in :func:`gradient_norms`."""
     optimizer, weight, loss = _optimizer(model), _measured(model), _loss(model, loss)
     variables = model.trainable_variables
     order = [layer for _, layer in _named(model).values()]
@@ -305,17 +315,20 @@ def internal_covariate_shift(model, x, y, *, loss=None) -> dict[str, tuple[float
                 v.assign(new if position.get(id(v), len(order)) < here else old)
             g_new, g_old = gradient(layer.kernel), by_variable[id(layer.kernel)]
             cos = g_old @ g_new / max(np.linalg.norm(g_old) * np.linalg.norm(g_new), 1e-30)
-            shift[name] = (float(np.linalg.norm(g_old - g_new)), float(cos))
+            shift[name] = (float(np.linalg.norm(g_old - g_new)), float(cos), float(np.linalg.norm(g_old)))
     return shift
 
 
-def loss_landscape(model, x, y, step_sizes, *, loss=None) -> dict[str, np.ndarray | float]:
-    """Santurkar et al.'s view of the landscape along the gradient ``g`` of the loss on
-    ``(x, y)`` (all trainable weights): for each step size ``eta``, the loss at ``w - eta g``
-    (``"loss"``), the gradient's change ‖∇L(w) - ∇L(w - eta g)‖ (``"gradient_change"``), and the
-    largest change per unit distance moved, max over eta of that change / ‖eta g‖ (``"beta"``,
-    the effective smoothness). ``"loss_at_w"`` is the loss where the walk starts. The steps must
-    be positive and finite (beta divides by them), and the model needs a trainable weight."""
+def loss_landscape(model, x, y, step_sizes, *, direction=None, loss=None) -> dict[str, np.ndarray | float]:
+    """Santurkar et al.'s view of the landscape along a direction ``d`` from the weights ``w``:
+    by default the descent direction ``-g``, where ``g`` is the gradient of the loss on
+    ``(x, y)`` (all trainable weights), or ``direction``, one array per trainable variable (e.g.
+    :func:`optimizer_step`). For each step size ``eta``, the loss at ``w + eta d`` (``"loss"``),
+    the gradient's change ‖∇L(w) - ∇L(w + eta d)‖ (``"gradient_change"``), and the largest change
+    per unit distance moved, max over eta of that change / ‖eta d‖ (``"beta"``, the effective
+    smoothness). ``"loss_at_w"`` is the loss where the walk starts and ``"gradient_norm"`` is ‖g‖.
+    The steps must be positive and finite (beta divides by them), and the model needs a
+    trainable weight."""
     steps = np.asarray(step_sizes, dtype=float)
     if steps.ndim != 1 or not steps.size or not np.all(np.isfinite(steps) & (steps > 0)):
         raise ValueError(f"step_sizes must be one or more positive, finite numbers; got {step_sizes!r}")
@@ -335,18 +348,23 @@ def loss_landscape(model, x, y, step_sizes, *, loss=None) -> dict[str, np.ndarra
 
         w = [v.numpy() for v in variables]
         start, g = at(w)
-        if not np.linalg.norm(g) > 0:
-            raise ValueError("the gradient is zero (or not finite) here: there is no direction to walk along")
-        sizes = [int(np.prod(v.shape)) for v in w]
-        g_parts = np.split(g, np.cumsum(sizes)[:-1])
+        if direction is None:
+            d = -g
+        else:
+            d = np.concatenate([np.asarray(part, float).ravel() for part in direction])
+            if d.size != g.size:
+                raise ValueError(f"direction has {d.size} values; the trainable weights have {g.size}")
+        if not np.linalg.norm(d) > 0:
+            raise ValueError("the direction is zero (or not finite) here: there is nowhere to walk")
+        d_parts = np.split(d, np.cumsum([v.size for v in w])[:-1])
         losses, changes = [], []
         for eta in steps:
-            value, g_eta = at([v - eta * part.reshape(v.shape) for v, part in zip(w, g_parts, strict=True)])
+            value, g_eta = at([v + eta * part.reshape(v.shape) for v, part in zip(w, d_parts, strict=True)])
             losses.append(value)
             changes.append(float(np.linalg.norm(g - g_eta)))
-    beta = max(c / (eta * np.linalg.norm(g)) for c, eta in zip(changes, steps, strict=True))
+    beta = max(c / (eta * np.linalg.norm(d)) for c, eta in zip(changes, steps, strict=True))
     return {"loss_at_w": start, "loss": np.array(losses), "gradient_change": np.array(changes),
-            "beta": float(beta)}
+            "gradient_norm": float(np.linalg.norm(g)), "beta": float(beta)}
 
 
 # Probes for normlab.train: (model, subset, config) -> a number or a list, measured during a run.
@@ -363,6 +381,12 @@ def response_std(model, subset, config) -> list[float]:
 def gradient_norm(model, subset, config) -> list[float]:
     """:func:`gradient_norms` of every weight layer on the first training batch."""
     return list(gradient_norms(model, *_train_batch(subset, config)).values())
+
+
+def update_ratio(model, subset, config) -> list[float]:
+    """:func:`update_ratios` of every weight layer for the optimizer's next step on the first
+    training batch: how fast each layer is learning, relative to its size (chapter 6)."""
+    return list(update_ratios(model, *_train_batch(subset, config)).values())
 
 
 def total_gradient_norm(model, subset, config) -> float:
@@ -403,7 +427,7 @@ def accuracy(model, subset, config) -> float:
 
 
 def response_quantiles(model, subset, config) -> list[list[float]]:
-    """The 5th, 15th, 50th, 85th and 95th percentiles of every response layer's output on the
+    """The :data:`QUANTILES` (5th to 95th percentiles) of every response layer's output on the
     first 256 training images, in training mode (noise included): how the distribution that
     each layer hands on moves during training."""
     outputs = layer_outputs(model, subset.x_train[:256], response_layers(model))
@@ -412,13 +436,15 @@ def response_quantiles(model, subset, config) -> list[list[float]]:
 
 def ics(model, subset, config) -> list[list[float]]:
     """:func:`internal_covariate_shift` of every weight layer on the first training batch, as
-    ``[‖G - G'‖, cos(G, G')]`` per layer."""
+    ``[‖G - G'‖, cos(G, G'), ‖G‖]`` per layer."""
     return [list(v) for v in internal_covariate_shift(model, *_train_batch(subset, config)).values()]
 
 
 def landscape(model, subset, config) -> list[float]:
-    """:func:`loss_landscape` on the first training batch with steps of :data:`STEP_MULTIPLES`
-    learning rates: the losses, the gradient changes, then the effective beta."""
-    steps = [m * config.learning_rate for m in STEP_MULTIPLES]
-    walk = loss_landscape(model, *_train_batch(subset, config), steps)
-    return [*walk["loss"], *walk["gradient_change"], walk["beta"]]
+    """:func:`loss_landscape` on the first training batch along the optimizer's own next step
+    (:func:`optimizer_step`), at :data:`STEP_MULTIPLES` of it: the loss where the walk starts,
+    the losses along it, the gradient's norm and its changes, then the effective beta."""
+    x, y = _train_batch(subset, config)
+    walk = loss_landscape(model, x, y, STEP_MULTIPLES, direction=optimizer_step(model, x, y))
+    return [walk["loss_at_w"], *walk["loss"], walk["gradient_norm"], *walk["gradient_change"],
+            walk["beta"]]

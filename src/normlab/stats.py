@@ -270,16 +270,19 @@ def status(evidence, expected: int = 1) -> str:
     """The claims-ledger status of a claim, the one rule every chapter's ledger uses.
 
     ``evidence`` is a :class:`Comparison` or :class:`Difference` of the runs with and without
-    what the claim is about, and ``expected`` the sign the claim predicts (+1: higher, -1: lower);
-    or ``True``/``False``, the outcome of an exact check (a worked example computed to the digit).
-    A difference is "reproduced" when its interval excludes zero on the predicted side, "not
-    reproduced" when it excludes zero on the other side, and otherwise "not resolved at n seeds":
-    an interval that contains zero neither confirms nor refutes a claim.
+    what the claim is about, and ``expected`` the sign the claim predicts (+1: higher, -1: lower,
+    0: about the same); or ``True``/``False``, the outcome of an exact check (a worked example
+    computed to the digit). A difference is "reproduced" when its interval excludes zero on the
+    predicted side, "not reproduced" when it excludes zero on the other side (on either side for
+    a claim of no difference), and otherwise "not resolved at n seeds": an interval that contains
+    zero neither confirms nor refutes a claim, not even one of no difference, which would need a
+    margin the claim does not give.
     """
     if isinstance(evidence, (bool, np.bool_)):
         return REPRODUCED if evidence else NOT_REPRODUCED
-    if expected not in (1, -1):
-        raise ValueError(f"expected must be +1 (the claim predicts higher) or -1 (lower), got {expected!r}")
+    if expected not in (1, 0, -1):
+        raise ValueError(f"expected must be +1 (the claim predicts higher), -1 (lower) or 0 (about "
+                         f"the same), got {expected!r}")
     d = evidence.difference if isinstance(evidence, Comparison) else evidence
     if not isinstance(d, Difference):
         raise TypeError("evidence must be a Comparison, a Difference or a bool, "

@@ -36,6 +36,7 @@ from normlab.probes import (
     response_std,
     sigmoid_percentiles,
     total_gradient_norm,
+    update_ratio,
 )
 from normlab.runtime import device_summary, import_tensorflow, machine_summary, set_seed
 
@@ -65,6 +66,10 @@ class RunConfig:
     ``probe_every`` training steps (chapters 6 and 7). ``evaluate="last_epoch"`` validates, and
     measures the per-epoch probes, after the last epoch only: for the runs of a sweep, which a
     page reads only at the end, it saves the time of the evaluations nobody reads.
+
+    He et al.'s schedule (chapter 6): ``warmup_steps`` at a tenth of the learning rate, then the
+    rate, divided by 10 at each of ``decay_steps``. It is set step by step, so it needs
+    ``probe_every``.
     """
 
     model: str = "lenet5"
@@ -80,6 +85,8 @@ class RunConfig:
     probes: tuple[str, ...] = ()
     probe_every: int | None = None
     evaluate: str = "every_epoch"
+    warmup_steps: int = 0
+    decay_steps: tuple[int, ...] = ()
 
     def __post_init__(self):
         builder = getattr(models, self.model, None)
@@ -110,7 +117,14 @@ class RunConfig:
                              f"measure; got {self.probe_every!r} with probes {self.probes!r}")
         if self.evaluate not in EVALUATIONS:
             raise ValueError(f"unknown evaluate {self.evaluate!r}; choose one of {', '.join(EVALUATIONS)}")
+        boundaries = [self.warmup_steps, *self.decay_steps] if self.warmup_steps else list(self.decay_steps)
+        if not all(isinstance(b, int) and b > 0 for b in boundaries) or boundaries != sorted(set(boundaries)):
+            raise ValueError(f"warmup_steps and decay_steps must be increasing positive step counts, got "
+                             f"{self.warmup_steps!r} and {self.decay_steps!r}")
+        if boundaries and self.probe_every is None:
+            raise ValueError("a learning-rate schedule is set step by step: give probe_every too")
         object.__setattr__(self, "probes", tuple(self.probes))
+        object.__setattr__(self, "decay_steps", tuple(self.decay_steps))
 
     def but(self, **changes) -> RunConfig:
         """A copy with some fields or model options changed: ``base.but(norm="batch", epochs=3)``."""
@@ -120,13 +134,16 @@ class RunConfig:
                                    **{k: v for k, v in changes.items() if k in fields})
 
     def to_dict(self) -> dict:
-        """The fields, without an unused ``probe_every`` or a default ``evaluate``: a config keeps
-        the cache key it had before those fields existed."""
+        """The fields, without an unused ``probe_every``, a default ``evaluate`` or an unused
+        schedule: a config keeps the cache key it had before those fields existed."""
         values = {**dataclasses.asdict(self), "probes": list(self.probes)}
         if self.probe_every is None:
             del values["probe_every"]
         if self.evaluate == "every_epoch":
             del values["evaluate"]
+        for name in ("warmup_steps", "decay_steps"):
+            if not values[name]:
+                del values[name]
         return values
 
 
@@ -340,7 +357,8 @@ PROBES = {"precise_bn_val_acc": precise_bn_val_acc, "batch_stats_val_acc": batch
           "variance_shift": variance_shift, "accuracy": accuracy, "response_std": response_std,
           "gradient_norm": gradient_norm, "sigmoid_percentiles": sigmoid_percentiles,
           "response_quantiles": response_quantiles, "ics": ics, "landscape": landscape,
-          "total_gradient_norm": total_gradient_norm, "dead_relu_fraction": dead_relu_fraction}
+          "total_gradient_norm": total_gradient_norm, "dead_relu_fraction": dead_relu_fraction,
+          "update_ratio": update_ratio}
 
 
 class _Probes(keras.callbacks.Callback):
@@ -385,6 +403,14 @@ def _optimizer(config: RunConfig):
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(config.learning_rate, momentum=SGD_MOMENTUM)
     return keras.optimizers.Adam(config.learning_rate)
+
+
+def learning_rate(config: RunConfig, step: int) -> float:
+    """The rate of a config's schedule at ``step``: a tenth of it for ``warmup_steps``, then ten
+    times less after each of ``decay_steps`` (chapter 6)."""
+    if step < config.warmup_steps:
+        return config.learning_rate / 10
+    return config.learning_rate / 10 ** sum(step >= boundary for boundary in config.decay_steps)
 
 
 def _input_layer(inputs: str, subset: data.Dataset):
@@ -440,17 +466,24 @@ def _train(config: RunConfig, subset: data.Dataset, probes: dict):
 
 
 class _Steps(_Probes):
-    """Runs the probes before the first step and after every ``config.probe_every`` steps."""
+    """Runs the probes before the first step and after every ``config.probe_every`` steps, and
+    sets the learning rate of the config's schedule before each step."""
 
     def __init__(self, probes, subset, config):
         super().__init__(probes, subset, config)
         self.steps = 0
 
+    def _next_rate(self):  # before the probes, which may take the next step to measure it
+        if self.config.warmup_steps or self.config.decay_steps:
+            self.model.optimizer.learning_rate = learning_rate(self.config, self.steps)
+
     def on_train_begin(self, logs=None):
+        self._next_rate()
         self._measure()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
+        self._next_rate()
         if self.steps % self.config.probe_every == 0:
             self._measure()
 

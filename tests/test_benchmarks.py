@@ -1,6 +1,8 @@
 """The benchmark scripts run and report a ratio (their timings are read by people, not asserted)."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +44,17 @@ def test_lenet_epoch_benchmark_prints_the_ratios():
     feeds = subprocess.run([*command, "--compare", "feeds"], capture_output=True, text=True, check=True)
     assert "model.fit(numpy arrays)" in feeds.stdout and "ratio pipeline / numpy: " in feeds.stdout
     assert norms.stderr == feeds.stderr == ""
+
+
+def test_the_degradation_pilot_prints_each_networks_training_accuracy(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "degradation_pilot.py"), "--epochs", "1",
+         "--width", "2", "--n-train", "256", "--depths", "8", "14", "--kinds", "resnet"],
+        capture_output=True, text=True, check=True, env={**os.environ, "NORMLAB_CACHE": str(tmp_path)})
+    assert re.search(r"\d+x\d+ px, width 2, 256 images, 1 epochs of 2 steps", result.stdout)
+    for name in ("resnet-8", "resnet-14"):
+        assert re.search(rf"^{name} +train acc every 1 epochs: [0-9.]+; final loss", result.stdout, re.M)
+    assert "plain" not in result.stdout and result.stderr == ""
 
 
 def chapter_times():

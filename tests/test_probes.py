@@ -79,8 +79,8 @@ def test_the_landscape_along_a_given_direction_is_known_exactly():
     loss = float(np.mean((x @ w - y) ** 2))
     etas = np.array([0.05, 0.1])
     walk = probes.loss_landscape(model, X, Y, etas, direction=[d])
-    np.testing.assert_allclose(walk["loss"], loss + etas * (g * d).sum() + etas**2 * (d.T @ hessian @ d).item() / 2,
-                               rtol=1e-4)
+    curvature = (d.T @ hessian @ d).item()
+    np.testing.assert_allclose(walk["loss"], loss + etas * (g * d).sum() + etas**2 * curvature / 2, rtol=1e-4)
     np.testing.assert_allclose(walk["gradient_change"], etas * np.linalg.norm(hessian @ d), rtol=1e-4)
     np.testing.assert_allclose(walk["beta"], np.linalg.norm(hessian @ d) / np.linalg.norm(d), rtol=1e-4)
     with pytest.raises(ValueError, match="direction has 5 values"):

@@ -277,7 +277,8 @@ def update_ratios(model, x, y, *, loss=None) -> dict[str, float]:
     effective learning rate (Karpathy's rule of thumb: around 1e-3). Frozen kernels are left out,
     as in :func:`gradient_norms`."""
     weight = _measured(model)
-    step = dict(zip((id(v) for v in model.trainable_variables), optimizer_step(model, x, y, loss=loss)))
+    step = dict(zip((id(v) for v in model.trainable_variables),  # noqa: B905 one step per variable
+                    optimizer_step(model, x, y, loss=loss)))
     return {name: float(np.linalg.norm(step[id(layer.kernel)]) / np.linalg.norm(layer.kernel.numpy()))
             for name, layer in weight.items()}
 

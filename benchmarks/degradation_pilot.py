@@ -7,7 +7,7 @@ where the ordering can show. The runs go through normlab's cache: the chapter re
 whose config it shares.
 
     python benchmarks/degradation_pilot.py [--epochs 20] [--width 8] [--pool 2] [--n-train 10000]
-        [--kinds plain resnet]
+        [--kinds plain resnet] [--warmup STEPS]
 """
 
 import argparse
@@ -25,6 +25,7 @@ def main():
     parser.add_argument("--n-train", type=int, default=10_000, help="0: the whole training split")
     parser.add_argument("--kinds", nargs="+", default=["plain", "resnet"], choices=["plain", "resnet"])
     parser.add_argument("--depths", type=int, nargs=2, default=(20, 56))
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: one epoch)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     runtime.setup(seed=0)
@@ -38,7 +39,7 @@ def main():
         inputs="standardized", optimizer="sgd", learning_rate=0.1, batch_size=128,
         epochs=args.epochs, n_train=args.n_train or None, n_test=2_000,
         probes=("response_std", "update_ratio"), probe_every=steps_per_epoch,
-        warmup_steps=steps_per_epoch, decay_steps=(steps // 2, steps * 3 // 4))
+        warmup_steps=args.warmup or steps_per_epoch, decay_steps=(steps // 2, steps * 3 // 4))
     print(f"{ds.title}, {ds.x_train.shape[1]}x{ds.x_train.shape[2]} px, width {args.width}, "
           f"{n_train:,} images, {args.epochs} epochs of {steps_per_epoch} steps")
     every = max(1, args.epochs // 5)

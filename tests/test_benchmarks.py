@@ -48,12 +48,13 @@ def test_lenet_epoch_benchmark_prints_the_ratios():
 
 def test_the_degradation_pilot_prints_each_networks_training_accuracy(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "degradation_pilot.py"), "--epochs", "1",
-         "--width", "2", "--n-train", "256", "--depths", "8", "14", "--kinds", "resnet"],
+        [sys.executable, str(ROOT / "benchmarks" / "degradation_pilot.py"), "--epochs", "4",
+         "--width", "2", "--n-train", "512", "--depths", "8", "14", "--kinds", "resnet"],
         capture_output=True, text=True, check=True, env={**os.environ, "NORMLAB_CACHE": str(tmp_path)})
-    assert re.search(r"\d+x\d+ px, width 2, 256 images, 1 epochs of 2 steps", result.stdout)
+    assert re.search(r"\d+x\d+ px, width 2, 512 images, 4 epochs of 4 steps", result.stdout)
     for name in ("resnet-8", "resnet-14"):
-        assert re.search(rf"^{name} +train acc every 1 epochs: [0-9.]+; final loss", result.stdout, re.M)
+        curve = r"[0-9.]+ [0-9.]+ [0-9.]+ [0-9.]+"  # one accuracy per epoch
+        assert re.search(rf"^{name} +train acc every 1 epochs: {curve}; final loss", result.stdout, re.M)
     assert "plain" not in result.stdout and result.stderr == ""
 
 

@@ -152,9 +152,10 @@ class ShortcutA(keras.layers.Layer):
 
 class ResidualScale(keras.layers.Layer):
     """SkipInit (De and Smith, 2020): a learned scalar that multiplies a residual branch,
-    initialized to zero, so that every block starts as the identity, which is what they show
-    batch norm does for a residual network (it divides each branch by a standard deviation that
-    grows with depth). Explained in chapter 6."""
+    initialized to zero, so that every block starts as the identity. They show that batch norm
+    does nearly the same for a residual network: it gives each branch unit variance while the
+    shortcut's variance grows with depth, so deep blocks start close to the identity. Explained
+    in chapter 6."""
 
     def build(self, input_shape):
         self.alpha = self.add_weight(shape=(), initializer="zeros", name="alpha")

@@ -758,7 +758,7 @@ def test_layers_train_like_keras_under_global_dtype_policies(name, policy, loop,
     set_dtype_policy(policy)
     ours = build_model(make_norm(name, batch_size=16), seed=0)
     theirs = build_model(keras.layers.BatchNormalization(), seed=0)
-    shared = [w for w in ours.weights if w.name != "steps"]  # a renorm layer's step count aside
+    shared = [w for w in ours.weights if w.name not in ("steps", "clipped")]  # renorm's counts aside
     theirs.set_weights([w.numpy() for w in shared])
     for model in (ours, theirs):
         train_briefly(model, x, y, loop)
@@ -846,6 +846,20 @@ def test_batch_renorm_counts_steps_past_float16_precision_under_mixed_float16(se
 def test_batch_renorm_rejects_bounds_and_schedules_by_name(bad, message):
     with pytest.raises(ValueError, match=message):
         layers.BatchRenorm(**bad)
+
+
+def test_batch_renorm_counts_the_share_of_clipped_corrections_after_its_warm_up():
+    rng = np.random.default_rng(2)
+    layer = layers.BatchRenorm(rmax=1.5, dmax=0.5, warmup_steps=1, momentum=0.0)
+    layer(rng.normal(size=(64, 2)).astype("float32"), training=True)  # the warm-up: not counted
+    assert np.isnan(layer.clipped_fractions()).all()  # no step after the warm-up yet
+    # momentum 0: the moving statistics are the last batch's, mean 0 and variance 1 per channel
+    x = np.stack([rng.normal(0.0, 1.0, 64), rng.normal(3.0, 4.0, 64)], axis=1).astype("float32")
+    layer(x, training=True)  # channel 1: r about 4 > 1.5 and d about 3 > 0.5; channel 0 neither
+    layer(x, training=True)  # the same batch again: nothing to correct
+    assert layer.clipped_fractions() == (0.25, 0.25)  # one channel of two, in one step of two
+    model = keras.Sequential([keras.Input((2,)), layer, keras.layers.Dense(1)])
+    assert layers.renorm_clipping(model) == {"r_clipped": [0.25], "d_clipped": [0.25]}
 
 
 def test_weight_standardized_conv_equals_conv_with_the_standardized_kernel():

@@ -239,6 +239,21 @@ def test_adaptive_clipping_limits_each_units_step_to_a_fraction_of_its_weights()
     np.testing.assert_allclose(variable.numpy(), [[0.9, 0.0], [0.0, 1.99]], atol=1e-6)
 
 
+def test_adaptive_clipping_clips_a_bias_by_its_whole_norm_and_leaves_named_layers_alone():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="hidden"),
+                              keras.layers.Dense(2, name="logits")])
+    for layer in model.layers:
+        layer.set_weights([np.eye(2, dtype="float32"), np.array([3.0, 4.0], "float32")])
+    optimizer = train.AdaptiveClippingSGD(clipping=0.1, learning_rate=1.0, unclipped=["logits"])
+    gradient = [np.zeros((2, 2), "float32"), np.array([10.0, 0.0], "float32")]
+    optimizer.apply(gradient * 2, model.trainable_variables)
+    # the bias's norm is 5: its gradient is cut to 0.5 as a whole, not to 0.3 and 0 per entry
+    np.testing.assert_allclose(model.layers[0].bias.numpy(), [2.5, 4.0], atol=1e-6)
+    np.testing.assert_allclose(model.layers[1].bias.numpy(), [-7.0, 4.0], atol=1e-6)  # unclipped
+    with pytest.raises(ValueError, match="list of layer names"):
+        train.AdaptiveClippingSGD(unclipped="logits")
+
+
 def dense_model():
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
 
@@ -269,6 +284,19 @@ def test_fit_seeds_evaluates_at_the_last_epoch_only_when_asked(points):
     assert histories["loss"].shape == (1, 3) and histories["val_acc"].shape == (1, 1)
     with pytest.raises(ValueError, match="unknown evaluate"):
         train.fit_seeds(dense_model, points, points, [0], epochs=1, evaluate="never")
+
+
+def test_fit_seeds_keeps_what_a_normlab_function_measures_after_training(points):
+    def build():
+        return keras.Sequential([keras.Input((4,)), layers.BatchRenorm(warmup_steps=1),
+                                 keras.layers.Dense(3)])
+
+    histories = train.fit_seeds(build, points, points, [0, 1], epochs=1, batch_size=16,
+                                after=layers.renorm_clipping)
+    assert histories["r_clipped"].shape == histories["d_clipped"].shape == (2, 1)
+    assert np.all((histories["r_clipped"] >= 0) & (histories["r_clipped"] <= 1))
+    with pytest.raises(ValueError, match="a function of a normlab module"):
+        train.fit_seeds(build, points, points, [0], epochs=1, after=lambda model: {})
 
 
 def test_the_fit_key_follows_the_model_the_data_the_batches_and_the_optimizer(points):

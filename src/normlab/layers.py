@@ -291,14 +291,15 @@ class GhostBatchNorm(BatchNorm):
         return ops.cast(self._scale_and_shift(self.adjust(y), self._broadcast), self.compute_dtype)
 
     def _ghost_batches(self, x):
-        """``x`` normalized as ghost batches of ``virtual_batch_size``, which divides its batch, and
-        the averages of their means and of their variances."""
+        """``x`` normalized as ghost batches of ``virtual_batch_size``, which divides its batch,
+        and the averages of their means and of their variances."""
         v, features = self.virtual_batch_size, ops.shape(x)[1:]
         ghosts = ops.reshape(x, (v, ops.shape(x)[0] // v, *features))
         axes = (0, *(a + 1 for a in self._axes if a != 0))  # keep axis 1: the ghost index
         mean, variance = ops.moments(ghosts, axes=axes, keepdims=True)
         y = ops.reshape((ghosts - mean) * ops.rsqrt(variance + self.epsilon), ops.shape(x))
-        return y, ops.reshape(ops.mean(mean, axis=1), (-1,)), ops.reshape(ops.mean(variance, axis=1), (-1,))
+        return (y, ops.reshape(ops.mean(mean, axis=1), (-1,)),
+                ops.reshape(ops.mean(variance, axis=1), (-1,)))
 
     def _one_ghost_batch(self, x):
         """``x`` normalized as one ghost batch, and its mean and variance."""
@@ -650,7 +651,9 @@ class BatchRenorm(BatchNorm):
     or not i.i.d. Keras's ``renorm=True`` clips with fixed bounds; the paper trains as batch norm
     (``r_max = 1, d_max = 0``) while the moving statistics settle, then relaxes the bounds
     linearly. The layer counts its own training steps, so the schedule runs alike in ``fit`` and in
-    a custom loop. Explained in chapter 8. Dtypes as for :class:`BatchNorm`.
+    a custom loop, and after the warm-up it counts how often the bounds bite
+    (:meth:`clipped_fractions`): a bound that never clips leaves renorm unclipped, one that always
+    clips leaves it close to batch norm. Explained in chapter 8. Dtypes as for :class:`BatchNorm`.
 
     Args:
         rmax, dmax: the final bounds (the paper's 3 and 5).
@@ -679,6 +682,9 @@ class BatchRenorm(BatchNorm):
         # float32 under every policy but float64, and not autocast: float16 counts stop at 2048
         self.steps = self.add_weight(shape=(), initializer="zeros", trainable=False, name="steps",
                                      autocast=False)
+        # after the warm-up: the sums over steps of the share of channels whose r, d was clipped
+        self.clipped = self.add_weight(shape=(2,), initializer="zeros", trainable=False,
+                                       name="clipped", autocast=False)
 
     def clipping(self):
         """``(r_max, d_max)`` at the current training step, in the dtype of the step counter."""
@@ -700,8 +706,10 @@ class BatchRenorm(BatchNorm):
         batch_std = ops.sqrt(variance + self.epsilon)
         moving_std = ops.sqrt(moving_variance + self.epsilon)
         rmax, dmax = (ops.cast(bound, x.dtype) for bound in self.clipping())
-        r = ops.stop_gradient(ops.clip(batch_std / moving_std, 1.0 / rmax, rmax))
-        d = ops.stop_gradient(ops.clip((mean - moving_mean) / moving_std, -dmax, dmax))
+        r_free, d_free = batch_std / moving_std, (mean - moving_mean) / moving_std
+        r = ops.stop_gradient(ops.clip(r_free, 1.0 / rmax, rmax))
+        d = ops.stop_gradient(ops.clip(d_free, -dmax, dmax))
+        self._count_clipped(r != r_free, d != d_free)
         self._update_moving_statistics(mean, variance)
         self.steps.assign_add(1.0)
         shape = self._broadcast
@@ -709,10 +717,32 @@ class BatchRenorm(BatchNorm):
         y = y * ops.reshape(r, shape) + ops.reshape(d, shape)
         return ops.cast(self._scale_and_shift(y, shape), self.compute_dtype)
 
+    def _count_clipped(self, r_clipped, d_clipped):
+        shares = ops.stack([ops.mean(ops.cast(c, self.clipped.dtype)) for c in (r_clipped, d_clipped)])
+        past_warmup = ops.cast(self.steps >= self.warmup_steps, self.clipped.dtype)
+        self.clipped.assign_add(shares * past_warmup)
+
+    def clipped_fractions(self) -> tuple[float, float]:
+        """The share of (step, channel) pairs after the warm-up in which r, and d, were clipped."""
+        steps = max(float(self.steps.numpy()) - self.warmup_steps, 0.0)
+        if not steps:
+            return (float("nan"), float("nan"))
+        r, d = (float(v) / steps for v in self.clipped.numpy())
+        return (r, d)
+
     def get_config(self):
         return {**super().get_config(), "rmax": self.rmax, "dmax": self.dmax,
                 "warmup_steps": self.warmup_steps, "rmax_steps": self.rmax_steps,
                 "dmax_steps": self.dmax_steps}
+
+
+def renorm_clipping(model) -> dict[str, list[float]]:
+    """How often each :class:`BatchRenorm` layer of a trained model clipped r and d after its
+    warm-up (:meth:`BatchRenorm.clipped_fractions`), one value per layer: what
+    :func:`normlab.train.fit_seeds` records with ``after=renorm_clipping`` (chapter 8)."""
+    fractions = [layer.clipped_fractions() for layer in _nested_layers(model)
+                 if isinstance(layer, BatchRenorm)]
+    return {"r_clipped": [r for r, _ in fractions], "d_clipped": [d for _, d in fractions]}
 
 
 @keras.saving.register_keras_serializable(package="normlab")

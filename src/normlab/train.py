@@ -495,21 +495,25 @@ def _trace(config: RunConfig, subset: data.Dataset, probes: dict):
 
 
 def fit_seeds(build, train_data, test_data, seeds, *, epochs: int, batch_size: int = 256,
-              optimizer=None, pipeline=None, evaluate: str = "every_epoch") -> dict[str, np.ndarray]:
+              optimizer=None, pipeline=None, evaluate: str = "every_epoch",
+              after=None) -> dict[str, np.ndarray]:
     """Train ``build()`` once per seed with ``fit``, for the experiments a :class:`RunConfig` cannot
     name (chapter 8: custom layers, sequences, non-i.i.d. batches).
 
     ``train_data``/``test_data`` are ``(x, y)`` arrays; ``optimizer()`` makes a fresh optimizer per
     run (default Adam, 1e-3); ``pipeline(x, y, batch_size, seed)`` makes the training batches
     (default :func:`normlab.data.pipeline`, reshuffled every epoch). The model returns logits.
-    ``evaluate="last_epoch"`` tests after the last epoch only. Returns each metric of the history
-    (loss, acc, val_loss, val_acc) with a row per seed.
+    ``evaluate="last_epoch"`` tests after the last epoch only. ``after(model)``, a normlab function
+    (e.g. :func:`normlab.layers.renorm_clipping`), measures the trained model and returns a dict
+    of numbers or lists, kept with the history. Returns each metric of the history (loss, acc,
+    val_loss, val_acc) and each of ``after``'s values with a row per seed.
 
     Each seed's history is cached like :func:`run`'s records. A builder cannot be named the way a
     config is, so the key is taken from what the run starts with (:func:`_fit_key`).
     """
     if evaluate not in EVALUATIONS:
         raise ValueError(f"unknown evaluate {evaluate!r}; choose one of {', '.join(EVALUATIONS)}")
+    measured_after = _normlab_name(after) if after is not None else None
     optimizer = optimizer or (lambda: keras.optimizers.Adam(1e-3))
     pipeline = pipeline or (lambda x, y, size, seed: data.pipeline(x, y, size, shuffle_seed=seed))
     histories = []
@@ -519,27 +523,40 @@ def fit_seeds(build, train_data, test_data, seeds, *, epochs: int, batch_size: i
         set_seed(seed)
         model = build()
         model.compile(optimizer=optimizer(), metrics=["acc"],
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        path = cache_dir() / "fit" / f"{_fit_key(model, batches, test_data, epochs, evaluate)}.json"
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      steps_per_execution=STEPS_PER_EXECUTION)
+        key = _fit_key(model, batches, test_data, epochs, evaluate, measured_after)
+        path = cache_dir() / "fit" / f"{key}.json"
         if not path.is_file():
             history = model.fit(pipeline(*train_data, batch_size, seed), epochs=epochs, verbose=0,
                                 shuffle=False, validation_data=data.pipeline(*test_data, 1024),
                                 validation_freq=1 if evaluate == "every_epoch" else epochs)
+            values = {name: [float(v) for v in values] for name, values in history.history.items()}
+            values.update(after(model) if after is not None else {})
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps({name: [float(v) for v in values]
-                                           for name, values in history.history.items()}))
+            partial.write_text(json.dumps(values))
             partial.replace(path)
         histories.append(json.loads(path.read_text()))
     return {name: np.array([h[name] for h in histories]) for name in histories[0]}
 
 
-def _fit_key(model, batches: str, test_data, epochs: int, evaluate: str) -> str:
+def _normlab_name(function) -> str:
+    """``"layers.renorm_clipping"`` for a normlab function: the name its code is fingerprinted by."""
+    module = getattr(function, "__module__", "") or ""
+    if not module.startswith("normlab.") or "." in function.__qualname__:
+        raise ValueError(f"after must be a function of a normlab module, so that its code keys the "
+                         f"cached runs; got {function!r}")
+    return f"{module.removeprefix('normlab.')}.{function.__qualname__}"
+
+
+def _fit_key(model, batches: str, test_data, epochs: int, evaluate: str,
+             after: str | None = None) -> str:
     """A hash of what a :func:`fit_seeds` run starts with: the compiled model as Keras describes
     it (its layers, optimizer and loss with their arguments), the code of any layer or optimizer
     class written outside Keras, the initial weights (so the seed and the initializers), every
     training batch of the first epoch in order (the data, the pipeline and its shuffle seed), the
-    test data and the schedule."""
+    test data, the schedule and what is measured ``after`` training."""
     layers = list(model._flatten_layers())
     description = model.to_json()  # with the compile arguments: the optimizer's, the loss's
     for i, named in enumerate([*layers, model.optimizer]):  # Keras numbers the unnamed per process
@@ -551,47 +568,66 @@ def _fit_key(model, batches: str, test_data, epochs: int, evaluate: str) -> str:
         "data": [batches, fingerprint.arrays(*test_data)],
         "schedule": [epochs, evaluate],
         "versions": [tf.__version__, keras.__version__, np.__version__],
-        "code": fingerprint.code("train.fit_seeds", "data.pipeline"),
+        "code": fingerprint.code("train.fit_seeds", "data.pipeline", *([after] if after else [])),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def unit_norms(tensor):
-    """The norm of each output unit's weights: over every axis but the last (a dense or conv
-    kernel's output units), or the absolute value of a vector's entries (a bias)."""
+    """The norm of each output unit's weights, over every axis but the last (a dense or conv
+    kernel's output units), or of a whole vector (a bias, a scale), as Brock et al. clip them."""
     if len(tensor.shape) <= 1:
-        return keras.ops.abs(tensor)
+        return keras.ops.sqrt(keras.ops.sum(keras.ops.square(tensor)))
     axes = tuple(range(len(tensor.shape) - 1))
     return keras.ops.sqrt(keras.ops.sum(keras.ops.square(tensor), axis=axes, keepdims=True))
 
 
+def _layer_name(variable) -> str:
+    """The name of the layer that owns ``variable``: "logits" for "sequential/logits/kernel"."""
+    parts = variable.path.split("/")
+    return parts[-2] if len(parts) > 1 else ""
+
+
 @keras.saving.register_keras_serializable(package="normlab")
 class AdaptiveClippingSGD(keras.optimizers.SGD):
-    """SGD with adaptive gradient clipping (Brock et al., 2021): each unit's gradient ``G`` is
-    rescaled to at most ``clipping * max(|W|, epsilon)`` of its weights' norm, so no step changes
-    a unit by more than a fixed fraction of its size. It is what lets their normalizer-free
-    networks train at batch-norm learning rates. Explained in chapter 8.
+    """SGD with adaptive gradient clipping (Brock et al., 2021): each unit's gradient ``G_i`` is
+    rescaled so that ``|G_i| <= clipping * max(|W_i|, epsilon)``, a bound on the gradient relative
+    to the unit's weights (with momentum a step can exceed it: it sums past gradients). It is what
+    lets their normalizer-free networks train at batch-norm learning rates. As in the paper a bias
+    is clipped by the norm of the whole vector, and the final layer can be left unclipped
+    (``unclipped``). Explained in chapter 8.
 
     Args:
-        clipping: the largest ratio |G| / |W| per unit (the paper's lambda).
+        clipping: the largest ratio |G_i| / |W_i| per unit (the paper's lambda).
         epsilon: the smallest weight norm, so zero-initialized weights can move.
+        unclipped: names of the layers whose gradients are left as they are (the paper leaves
+            the classifier, e.g. ``("logits",)``).
         **kwargs: as for ``keras.optimizers.SGD``.
     """
 
-    def __init__(self, clipping=0.01, epsilon=1e-3, **kwargs):
+    def __init__(self, clipping=0.01, epsilon=1e-3, unclipped=(), **kwargs):
         super().__init__(**kwargs)
         if not clipping > 0:
             raise ValueError(f"clipping must be > 0, got {clipping}")
+        if isinstance(unclipped, str):
+            raise ValueError(f"unclipped must be a list of layer names, not the string {unclipped!r}")
         self.clipping, self.clip_epsilon = float(clipping), float(epsilon)
+        self.unclipped = tuple(unclipped)
 
     def apply(self, grads, trainable_variables=None):
-        variables = self._trainable_variables if trainable_variables is None else trainable_variables
+        variables = trainable_variables
+        if variables is None:
+            variables = self._trainable_variables
         clipped = []
         for grad, variable in zip(grads, variables, strict=True):
+            if _layer_name(variable) in self.unclipped:
+                clipped.append(grad)
+                continue
             limit = self.clipping * keras.ops.maximum(unit_norms(variable), self.clip_epsilon)
             norm = keras.ops.maximum(unit_norms(grad), 1e-6)
             clipped.append(grad * keras.ops.minimum(1.0, limit / norm))
         return super().apply(clipped, trainable_variables)
 
     def get_config(self):
-        return {**super().get_config(), "clipping": self.clipping, "epsilon": self.clip_epsilon}
+        return {**super().get_config(), "clipping": self.clipping, "epsilon": self.clip_epsilon,
+                "unclipped": list(self.unclipped)}

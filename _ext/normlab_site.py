@@ -5,14 +5,34 @@
 * sphinx-thebe adds its inline configuration script once per page *and* once per build, so every
   page declared ``THEBE_JS_URL`` twice (a ``SyntaxError`` in the console): scripts are
   de-duplicated.
+* A figure is described by its caption for a reader who cannot see it (the default ``alt`` is
+  the image's file name, a hash), and every image loads only when scrolled to.
+* A phone gets the drawing of each figure made for it: :func:`normlab.plots.show` stores it in
+  the output's metadata, and the page serves it in a ``<picture>`` below :data:`PHONE`.
+* An output whose text is aligned in columns (a table, an array) is marked ``columns``, so the
+  style sheet keeps its lines whole (scrolling on a phone) while prose outputs wrap.
+* The page's ".ipynb" download is the reader notebook (plain Markdown, as Colab opens it), not
+  the MyST source with its roles.
 """
 
+import base64
+import hashlib
 import importlib.util
+import re
+import shutil
 from pathlib import Path
 
+import nbformat
+from docutils import nodes
 from sphinx.util.fileutil import copy_asset
 
-MATHJAX = "mathjax/tex-chtml.js"
+MATHJAX = "mathjax/startup.js"  # the loader; _ext/lean_assets.py names what it loads
+# Screens this narrow get a figure's phone drawing: a desktop figure shown narrower than about 560
+# px would shrink its 10 pt labels below 9 CSS px.
+PHONE = "(max-width: 600px)"
+# An image of a cell output, named by myst-nb after the SHA-256 of its bytes.
+OUTPUT_IMAGE = re.compile(r'<img [^>]*src="(?P<folder>[^"]*_images/)(?P<sha>[0-9a-f]{64})\.png"[^>]*>')
+ALIGNED = re.compile(r"\S {2,}\S")  # two spaces inside a line only ever align columns
 
 
 def _mathjax_folder() -> Path:
@@ -37,10 +57,69 @@ def deduplicate_scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = unique
 
 
+def describe_images(app, doctree, docname):
+    for image in doctree.findall(nodes.image):
+        image["loading"] = "lazy"
+        figure = image.parent
+        while figure is not None and not isinstance(figure, nodes.figure):
+            figure = figure.parent
+        caption = figure.next_node(nodes.caption) if figure is not None else None
+        if caption is not None:
+            image["alt"] = caption.astext()
+
+
+def mark_aligned_outputs(app, doctree, docname):
+    for block in doctree.findall(nodes.literal_block):
+        if "output" in block["classes"] and ALIGNED.search(block.astext()):
+            block["classes"].append("columns")
+
+
+def phone_figures(app, pagename, templatename, context, doctree):
+    """Wrap each figure that has a phone drawing in a <picture> that serves it below PHONE."""
+    source = Path(app.env.doc2path(pagename)) if pagename in app.env.all_docs else None
+    if source is None or source.suffix != ".ipynb" or "body" not in context:
+        return
+    phones = {}
+    for cell in nbformat.read(source, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            phone = output.get("metadata", {}).get("normlab", {}).get("phone")
+            if phone:
+                desktop = base64.b64decode(output["data"]["image/png"])
+                phones[hashlib.sha256(desktop).hexdigest()] = phone
+
+    def picture(match):
+        phone = phones.get(match["sha"])
+        if phone is None:
+            return match[0]
+        name = f"{match['sha']}-phone.png"
+        images = Path(app.outdir) / "_images"  # Sphinx copies the pages' images there later
+        images.mkdir(parents=True, exist_ok=True)
+        (images / name).write_bytes(base64.b64decode(phone["image/png"]))
+        return (f'<picture><source media="{PHONE}" srcset="{match["folder"]}{name}" '
+                f'width="{phone["width"]}" height="{phone["height"]}">{match[0]}</picture>')
+
+    context["body"] = OUTPUT_IMAGE.sub(picture, context["body"])
+
+
+def reader_downloads(app, exception):
+    """Replace each chapter's downloadable source by its reader notebook."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for docname in app.env.found_docs:
+        reader = Path(app.srcdir) / "notebooks" / f"{docname}.ipynb"
+        download = Path(app.outdir) / "_sources" / f"{docname}.ipynb"
+        if reader.is_file() and download.is_file():
+            shutil.copyfile(reader, download)
+
+
 def setup(app):
     _mathjax_folder()  # fail at the start of a build, not at its end
     app.config.mathjax_path = MATHJAX
     app.connect("html-page-context", deduplicate_scripts, priority=900)
+    app.connect("html-page-context", phone_figures)
+    app.connect("doctree-resolved", describe_images)
+    app.connect("doctree-resolved", mark_aligned_outputs)
     app.connect("build-finished", copy_mathjax)
+    app.connect("build-finished", reader_downloads)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 

@@ -4,8 +4,9 @@ For each chapter and profile the script runs the chapter twice on a copy (the co
 is not touched): *cold*, with an empty results cache, so that every training run is computed,
 then *warm*, with the cache the cold run filled, so that every run is loaded. The times are merged
 into ``benchmarks/chapter_times.json`` (one entry per machine, profile and chapter: a later
-measurement replaces an earlier one) and ``book/chapter_times.md`` is rewritten from it, one table
-per machine.
+measurement replaces an earlier one) and ``book/chapter_times.md`` is rewritten from it: one table,
+the full profile's columns then the smoke profile's, each column taken from the machine that
+measured the most chapters of it, and a sentence above it that names those machines.
 
     python benchmarks/chapter_times.py                              # every chapter, smoke and full
     python benchmarks/chapter_times.py book/02_batchnorm_internals.ipynb --profiles smoke
@@ -26,7 +27,8 @@ from normlab.train import CACHE_VARIABLE
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "chapter_times.json"
 TABLE = ROOT / "book" / "chapter_times.md"
-COLUMNS = [(profile, cache) for profile in ("smoke", "full") for cache in ("cold", "warm")]
+COLUMNS = [(profile, cache) for profile in ("full", "smoke") for cache in ("cold", "warm")]
+MISSING = "\N{EN DASH}"  # a chapter its column's machine has not measured
 
 
 def measure(path: Path, profile: str) -> dict[str, float]:
@@ -54,32 +56,86 @@ def duration(seconds: float | None) -> str:
         else f"{seconds} s"
 
 
-def title(chapter: str) -> str:
-    """The chapter's H1 heading up to its first colon or comma: short enough for a table row."""
-    nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
-    return re.split("[:,]", nb.cells[0].source.splitlines()[0].lstrip("# "))[0].strip()
+def clock(seconds: float | None) -> str:
+    """A duration as a clock shows it, m:ss or h:mm:ss: narrow enough for five columns on a phone."""
+    if seconds is None:
+        return MISSING
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def book_chapters() -> list[str]:
+    """Every chapter of the book, in order: the rows of the table."""
+    return sorted(p.stem for p in (ROOT / "book").glob("[0-9]*.ipynb"))
 
 
 def total(chapters: dict, profile: str, cache: str) -> float | None:
     """The whole book's time in one column: the sum over every chapter, once all are measured."""
-    every = [p.stem for p in (ROOT / "book").glob("[0-9]*.ipynb")]
-    times = [chapters.get(chapter, {}).get(profile, {}).get(cache) for chapter in every]
+    times = [chapters.get(chapter, {}).get(profile, {}).get(cache) for chapter in book_chapters()]
     return None if None in times else sum(times)
 
 
+def measured(chapters: dict, profile: str, cache: str) -> int:
+    """How many chapters of the book one machine has measured in one column."""
+    return sum(chapters.get(chapter, {}).get(profile, {}).get(cache) is not None
+               for chapter in book_chapters())
+
+
+def sources(results: dict) -> dict[tuple[str, str], str]:
+    """The machine each column is taken from: the one that measured the most chapters of it (of
+    two that measured as many, the first by name). A column no machine measured is left out."""
+    chosen = {}
+    for column in COLUMNS:
+        counts = {name: measured(chapters, *column) for name, chapters in sorted(results.items())}
+        best = max(counts, key=counts.get, default=None)
+        if best is not None and counts[best]:
+            chosen[column] = best
+    return chosen
+
+
+def machine(name: str) -> str:
+    """A machine's name as a sentence reads it: without trademark signs or the word "Processor"."""
+    name = re.sub(r"\((R|TM|tm)\)", "", name)
+    name = re.sub(r"\b(Processor|CPU)\b", " ", name)
+    return re.sub(r"\s+", " ", name).replace(" ,", ",").strip()
+
+
+def provenance(chosen: dict[tuple[str, str], str]) -> str:
+    """The sentence above the table: which machine measured which columns."""
+    parts = []
+    for name in dict.fromkeys(chosen.values()):
+        columns = [column for column in COLUMNS if chosen.get(column) == name]
+        what = []
+        for profile in dict.fromkeys(p for p, _ in columns):
+            caches = [c for p, c in columns if p == profile]
+            what.append(f"{profile} profile" if len(caches) == 2 else f"{profile} profile, {caches[0]} runs")
+        parts.append((" and ".join(what), machine(name)))
+    first, *rest = parts
+    sentence = f"{first[0]} measured on {first[1]}"
+    sentence += "".join(f"; {what} on {name}" for what, name in rest)
+    return sentence[0].upper() + sentence[1:] + "."
+
+
 def table(results: dict) -> str:
-    """Markdown: one table per machine, a row per chapter, cold and warm for each profile, and
-    the whole book."""
-    lines = ["<!-- written by benchmarks/chapter_times.py from benchmarks/chapter_times.json -->"]
-    for name, chapters in sorted(results.items()):
-        lines += ["", f"**{name}**", "",
-                  "| chapter | " + " | ".join(f"{p}, {c}" for p, c in COLUMNS) + " |",
-                  "|---|" + "---:|" * len(COLUMNS)]
-        for chapter, times in sorted(chapters.items()):
-            cells = [duration(times.get(profile, {}).get(cache)) for profile, cache in COLUMNS]
-            lines.append(f"| {int(chapter[:2])}. {title(chapter)} | " + " | ".join(cells) + " |")
-        cells = [duration(total(chapters, profile, cache)) for profile, cache in COLUMNS]
-        lines.append("| **the whole book** | " + " | ".join(cells) + " |")
+    """Markdown: one table, a row per chapter (its number, a link to it) and one for the whole book,
+    the full profile's cold and warm columns then the smoke profile's, each column from the machine
+    that measured the most of it, named in a sentence above the table. Narrow enough for a phone:
+    chapter numbers without titles (the intro lists them), m:ss times, headers of two short words."""
+    lines = ["<!-- written by benchmarks/chapter_times.py from benchmarks/chapter_times.json -->", ""]
+    chosen = sources(results)
+    if not chosen:
+        return "\n".join([*lines, "No chapter has been timed yet."]) + "\n"
+    columns = list(chosen)
+    lines += [f"{provenance(chosen)} Times in m:ss, or h:mm:ss from an hour up.", "",
+              "| ch. | " + " | ".join(f"{p} {c}" for p, c in columns) + " |",
+              "|---:|" + "---:|" * len(columns)]
+    for chapter in book_chapters():
+        cells = [clock(results[chosen[column]].get(chapter, {}).get(column[0], {}).get(column[1]))
+                 for column in columns]
+        lines.append(f"| {{doc}}`{int(chapter[:2])} <{chapter}>` | " + " | ".join(cells) + " |")
+    cells = [clock(total(results[chosen[column]], *column)) for column in columns]
+    lines.append("| **all** | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

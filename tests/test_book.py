@@ -14,7 +14,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from normlab import evidence, notebooks, plots
+from normlab import evidence, notebooks, page, plots
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -160,6 +160,44 @@ def test_colab_setup_cell_does_nothing_when_normlab_is_installed():
     python = setup.replace("!pip", "raise SystemExit  # pip")  # IPython's ! syntax, not reached
     result = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout == result.stderr == ""
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_every_figure_was_shown_with_a_phone_drawing(path):
+    """plots.show checked each figure and drew it again for phones; plt.show() would do neither."""
+    figures = [out for cell in code_cells(read(path)) for out in cell.outputs
+               if "image/png" in out.get("data", {})]
+    for out in figures:
+        phone = out.metadata.get("normlab", {}).get("phone", {})
+        assert phone.get("width") == round(plots.PHONE_WIDTH * plots.STYLE["figure.dpi"]), out.metadata
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_outputs_aligned_in_columns_fit_the_code_column(path):
+    """The website keeps the lines of an output aligned in columns whole (two spaces inside a
+    line only ever align), so they must fit the 99 characters the column shows; prose wraps."""
+    too_long = []
+    for number, cell in enumerate(code_cells(read(path)), start=1):
+        for out in cell.outputs:
+            text = out.get("text") or out.get("data", {}).get("text/plain", "")
+            lines = re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()  # without ANSI colours
+            if any(re.search(r"\S {2,}\S", line) for line in lines):
+                too_long += [f"code cell {number}: {line[:60]}... ({len(line)})"
+                             for line in lines if len(line) > page.OUTPUT_WIDTH]
+    assert not too_long, "\n".join(too_long)
+
+
+@pytest.mark.parametrize("path", [*TOC, *CHAPTERS], ids=[p.name for p in [*TOC, *CHAPTERS]])
+def test_no_word_is_broken_at_a_line_end(path):
+    """Markdown joins lines with a space: "batch-" at a line's end reads "batch- normalized"."""
+    if path.suffix == ".ipynb":
+        text = "\n".join(c.source for c in read(path).cells if c.cell_type == "markdown")
+    elif path.with_suffix(".md").exists():
+        text = path.with_suffix(".md").read_text()
+    else:
+        return
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    assert not re.findall(r"\w+-\n\s*\w+", text)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)

@@ -42,9 +42,9 @@ def test_expect_error_fails_when_nothing_is_raised_or_another_error_is():
 
 
 def test_verdict_prints_and_returns_the_comparison(capsys):
-    comparison = page.verdict("gain", [0.61, 0.62, 0.63], [0.50, 0.51, 0.52])
+    comparison = page.verdict("gain", "a against b", [0.61, 0.62, 0.63], [0.50, 0.51, 0.52])
     assert comparison.resolved and comparison.sentence.startswith("higher by 11.0 points")
-    assert capsys.readouterr().out == f"gain: {comparison.sentence}\n"
+    assert capsys.readouterr().out == f"a against b:\n  {comparison.sentence}\n"
 
 
 def test_the_ledger_rows_come_from_the_verdicts_with_one_status_rule(monkeypatch, capsys):

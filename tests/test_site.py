@@ -7,6 +7,7 @@ measured. Screenshots go to _build/site-screenshots/ (or $NORMLAB_SCREENSHOTS).
 """
 
 import os
+import re
 import shutil
 import threading
 from functools import partial
@@ -17,8 +18,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from PIL import Image
 
-from normlab import readers
+from normlab import plots, readers
 
 try:
     from playwright.sync_api import Error as PlaywrightError
@@ -152,11 +154,53 @@ MEASURE = r"""({desktop, width, column: selector}) => {
         const [shownWidth, shownHeight] = pictureSize(img);
         return {
             src: img.getAttribute("src"), loaded: img.complete && img.naturalWidth > 0,
+            current: img.currentSrc, alt: img.getAttribute("alt"), loading: img.getAttribute("loading"),
             natural: img.naturalWidth, attribute: img.getAttribute("width") || img.style.width || null,
             shown: Math.round(shownWidth * 10) / 10, visible: img.checkVisibility(),
             aspect: shownHeight / shownWidth, naturalAspect: img.naturalHeight / img.naturalWidth,
         };
     });
+
+    // Markdown that reached the reader as text: table rows, bold marks, code or role backticks,
+    // directive fences. Code, maths and outputs are left out: there these characters are content.
+    const markdown = [
+        [/(^|\s)\|(\s.*)?\s\|(\s|$)|\|\s*:?-{3,}/, "a table row"], [/\*\*/, "bold marks"],
+        [/`/, "a backtick"], [/\{[a-z][\w:.-]*\}/, "a role"], [/:::/, "a directive fence"],
+    ];
+    found.rawMarkdown = [];
+    const texts = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+    for (let node; (node = texts.nextNode());) {
+        const parent = node.parentElement;
+        if (parent.closest("pre, code, .math, mjx-container, script, style, .cell_output")) continue;
+        for (const [pattern, what] of markdown)
+            if (pattern.test(node.data) && parent.checkVisibility())
+                found.rawMarkdown.push(`${what}: "${oneLine(node.data)}"`);
+    }
+
+    // An output aligned in columns (two spaces inside a line only ever align) must keep its lines:
+    // as many rendered lines as it has lines of text.
+    found.brokenColumns = [];
+    for (const pre of article.querySelectorAll(".cell_output pre")) {
+        const lines = pre.textContent.replace(/\n$/, "").split("\n");
+        if (!lines.some(line => /\S {2,}\S/.test(line)) || !pre.checkVisibility()) continue;
+        const style = getComputedStyle(pre);
+        const inner = pre.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+        const rendered = Math.round(inner / parseFloat(style.lineHeight));
+        if (rendered > lines.length)
+            found.brokenColumns.push(describe(pre, `${lines.length} lines shown as ${rendered}`));
+    }
+
+    // A display equation's number beside it takes width the equation needs on a phone.
+    found.numbersBeside = [...article.querySelectorAll("div.math")].flatMap(math => {
+        const number = math.querySelector(".eqno"), equation = math.querySelector("mjx-container");
+        if (!number || !equation) return [];
+        const a = number.getBoundingClientRect(), b = equation.getBoundingClientRect();
+        return a.bottom > b.top + 1 ? [describe(math, `number ${number.textContent.trim()} beside it`)] : [];
+    });
+    found.h1Size = h1 ? parseFloat(getComputedStyle(h1).fontSize) : 0;
+    found.offScreen = [...document.querySelectorAll(".prev-next-area *")]
+        .filter(e => e.checkVisibility() && e.getBoundingClientRect().right > width + 0.5)
+        .map(e => describe(e, `reaches ${Math.round(e.getBoundingClientRect().right)} px`));
     return found;
 }"""
 
@@ -342,6 +386,72 @@ def test_figures_load_at_their_intended_size(visit, page, width, theme):
 
 
 @pytest.mark.parametrize(("page", "width", "theme"), CASES, ids=CASE_IDS)
+def test_figure_text_is_legible_where_it_is_shown(website, visit, page, width, theme):
+    """normlab.plots.show records the smallest text of each drawing in its PNG, in CSS px at the
+    drawing's natural width (half its pixels); shown narrower, the text shrinks with it. A phone
+    (which gets its own drawing) must show it at 9 px or more, a desktop at 11 px or more."""
+    least = plots.SMALLEST_TEXT_PX["phone" if width < 1000 else "desktop"]
+    problems = []
+    for img in visit(page, width, theme).get("images", []):
+        if not img["visible"] or not img["loaded"]:
+            continue
+        shown_file = website.html / unquote(urlsplit(img["current"]).path).lstrip("/")
+        name = shown_file.name[:16]
+        with Image.open(shown_file) as png:
+            recorded, natural = png.text.get("normlab:smallest-text-px"), png.width / 2
+        if recorded is None:
+            problems.append(f"{name}: no record of its smallest text (not shown by normlab.plots.show)")
+            continue
+        smallest = float(recorded) * min(1.0, img["shown"] / natural)
+        if smallest < least:
+            problems.append(f"{name}: smallest text {smallest:.1f} px (drawn at {float(recorded):.1f} px, "
+                            f"shown at {img['shown']:g} of {natural:g} px), under {least:g} px")
+    fail_listing(case_name(page, width, theme), "figures with text too small to read", problems,
+                 visit(page, width, theme)["screenshot"])
+
+
+@pytest.mark.parametrize(("page", "width", "theme"), CASES, ids=CASE_IDS)
+def test_figures_are_described_and_load_when_scrolled_to(visit, page, width, theme):
+    """A screen reader reads a figure's alt text: its caption, not its file name."""
+    problems = []
+    for img in visit(page, width, theme).get("images", []):
+        name = Path(img["src"]).name[:16]
+        if not img["alt"] or re.search(r"\.(png|svg|jpe?g)$|_images/", img["alt"]):
+            problems.append(f"{name}: alt text {img['alt']!r}")
+        if img["loading"] != "lazy":
+            problems.append(f"{name}: loading={img['loading']!r}, not 'lazy'")
+    fail_listing(case_name(page, width, theme), "figure problems", problems)
+
+
+@pytest.mark.parametrize(("page", "width", "theme"), CASES, ids=CASE_IDS)
+def test_no_raw_markdown_is_visible(visit, page, width, theme):
+    """Table pipes, ** or backticks in the text mean Markdown that was pasted but not rendered."""
+    found = visit(page, width, theme)
+    fail_listing(case_name(page, width, theme), "pieces of unrendered Markdown", found.get("rawMarkdown", []),
+                 found["screenshot"])
+
+
+@pytest.mark.parametrize(("page", "width", "theme"), CASES, ids=CASE_IDS)
+def test_outputs_aligned_in_columns_keep_their_lines(visit, page, width, theme):
+    """A table printed by a cell is only a table while its lines stay whole."""
+    found = visit(page, width, theme)
+    fail_listing(case_name(page, width, theme), "aligned outputs whose lines wrap",
+                 found.get("brokenColumns", []), found["screenshot"])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[Path(p).name for p in PAGES])
+def test_a_phone_gives_its_width_to_the_page(visit, page):
+    """On a phone an equation's number sits above it, the title leaves room for the text, and the
+    previous/next links (chevrons included) stay on the screen."""
+    found = visit(page, 390, "light")
+    problems = list(found.get("numbersBeside", []))
+    if found.get("h1Size", 0) > 32:
+        problems.append(f"the title is {found['h1Size']:g} px high (at most 32 px on a phone)")
+    problems += found.get("offScreen", [])
+    fail_listing(case_name(page, 390, "light"), "problems on a phone", problems, found["screenshot"])
+
+
+@pytest.mark.parametrize(("page", "width", "theme"), CASES, ids=CASE_IDS)
 def test_no_console_errors(visit, page, width, theme):
     found = visit(page, width, theme)
     fail_listing(case_name(page, width, theme), "console errors or failed loads", found["errors"])
@@ -395,6 +505,22 @@ def test_phone_contents_button_opens_on_this_page(site, context, page):
     opened, state = opens_dialog(tab, ".secondary-toggle", "#pst-secondary-sidebar-modal", 1)
     tab.close()
     assert opened, f"clicking the visible contents button did not open 'On this page'; {state}"
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=[Path(p).name for p in CHAPTERS])
+def test_phone_contents_close_when_a_section_is_chosen(site, context, page):
+    """The drawer must not stay over the section the reader asked for."""
+    tab = open_page(context(390, "light"), f"{site}{page}.html")
+    opened, state = opens_dialog(tab, ".secondary-toggle", "#pst-secondary-sidebar-modal", 1)
+    assert opened, f"clicking the visible contents button did not open 'On this page'; {state}"
+    links = tab.locator("#pst-secondary-sidebar-modal a[href^='#']").filter(visible=True)
+    target = links.last.get_attribute("href")
+    links.last.click()
+    closed = becomes_true(tab, "() => !document.querySelector('#pst-secondary-sidebar-modal').open")
+    scrolled = becomes_true(tab, f"() => location.hash === {target!r} && window.scrollY > 0")
+    tab.close()
+    assert closed, f"choosing {target} left 'On this page' open over the page"
+    assert scrolled, f"choosing {target} did not scroll the page to it"
 
 
 @pytest.mark.parametrize("page", CHAPTERS, ids=[Path(p).name for p in CHAPTERS])
@@ -477,3 +603,12 @@ def test_colab_link_opens_the_chapters_reader_notebook(website, page):
              if "colab.research.google.com/github/" in link]
     assert links and set(links) == {expected}, f"Colab links {links}, wanted {expected}"
     assert (ROOT / "notebooks" / "book" / f"{name}.ipynb").is_file(), "the reader notebook is missing"
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=[Path(p).name for p in CHAPTERS])
+def test_the_pages_notebook_download_is_the_reader_notebook(website, page):
+    """The download button offers what Colab opens: plain Markdown, not MyST roles."""
+    download = website.html / "_sources" / f"{page}.ipynb"
+    reader = ROOT / "notebooks" / f"{page}.ipynb"
+    assert download.is_file(), "the page offers no notebook to download"
+    assert download.read_bytes() == reader.read_bytes(), f"{download.name} is not notebooks/{page}.ipynb"

@@ -185,7 +185,9 @@ class BatchNorm(keras.layers.Layer):
             mean, variance = ops.moments(x, axes=self._axes)
             self._update_moving_statistics(mean, variance)
         else:
-            mean, variance = (ops.cast(v, x.dtype) for v in (self.moving_mean, self.moving_variance))
+            mean, variance = (
+                ops.cast(v, x.dtype) for v in (self.moving_mean, self.moving_variance)
+            )
         inv_std = ops.rsqrt(ops.reshape(variance, self._broadcast) + self.epsilon)
         y = (x - ops.reshape(mean, self._broadcast)) * inv_std
         if training and self.trainable:

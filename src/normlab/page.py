@@ -5,7 +5,7 @@ are executed, checked or turned into reader notebooks does not make their output
 
 :func:`glue` hands a computed value to the prose (myst-nb's ``{glue}`` role on the website, plain
 text in the reader notebooks), so every number in the text comes from the run.
-:func:`verdict` glues and prints a comparison of two sets of runs.
+:func:`verdict` glues and prints a comparison of two sets of runs; :func:`report` prints one.
 :func:`expect_error` shows an error a chapter means to show without stopping "Run all".
 :class:`Ledger` is the table that ends every chapter: what it showed, claim by claim.
 """
@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import textwrap
 import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass
 
 from normlab import stats
+
+# Characters in a line of code or output that the website shows without wrapping or scrolling.
+OUTPUT_WIDTH = 99
 
 
 def glue(name: str, value, display: bool = False, *, markdown: bool = False) -> None:
@@ -44,14 +48,25 @@ def glue(name: str, value, display: bool = False, *, markdown: bool = False) -> 
     myst_glue(name, value, display=display)
 
 
-def verdict(name: str, a, b, **how):
+def verdict(name: str, what: str, a, b, **how):
     """Compare two sets of runs with :func:`normlab.stats.compare` (``how`` are its options),
-    glue the sentence for ``{glue:md}`name```, print it, and return the comparison, so the prose
-    and the cell output say the same. Explained in chapter 5."""
+    glue the sentence for ``{glue:md}`name```, print it after ``what`` was compared, and return
+    the comparison, so the prose and the cell output say the same. Explained in chapter 5.
+
+    The output names the comparison in words ("batch norm against none, final accuracy:"), not
+    by its glue name, which only the page's source uses (:func:`report`)."""
     comparison = stats.compare(a, b, **how)
     glue(name, comparison.markdown(), markdown=True)
-    print(f"{name}: {comparison}")
+    report(what, comparison)
     return comparison
+
+
+def report(what: str, comparison) -> None:
+    """Print a comparison (or any sentence) under what it is about, wrapped to the code column:
+    a cell's output then keeps its shape beside a table, whose lines the website never wraps.
+    Explained in chapter 4."""
+    print(f"{what}:\n" + textwrap.fill(str(comparison), OUTPUT_WIDTH, initial_indent="  ",
+                                       subsequent_indent="  "))
 
 
 @contextlib.contextmanager

@@ -307,7 +307,9 @@ def internal_covariate_shift(model, x, y, *, loss=None) -> dict[str, tuple[float
 
         before = [v.numpy() for v in variables]
         _, grads = _gradients(model, x, y, variables, loss)
-        by_variable = {id(v): grad.numpy().ravel() for v, grad in zip(variables, grads, strict=True)}
+        by_variable = {
+            id(v): grad.numpy().ravel() for v, grad in zip(variables, grads, strict=True)
+        }
         optimizer.apply(grads, variables)
         after = [v.numpy() for v in variables]
         for name, layer in weight.items():
@@ -316,11 +318,15 @@ def internal_covariate_shift(model, x, y, *, loss=None) -> dict[str, tuple[float
                 v.assign(new if position.get(id(v), len(order)) < here else old)
             g_new, g_old = gradient(layer.kernel), by_variable[id(layer.kernel)]
             cos = g_old @ g_new / max(np.linalg.norm(g_old) * np.linalg.norm(g_new), 1e-30)
-            shift[name] = (float(np.linalg.norm(g_old - g_new)), float(cos), float(np.linalg.norm(g_old)))
+            shift[name] = (
+                float(np.linalg.norm(g_old - g_new)), float(cos), float(np.linalg.norm(g_old))
+            )
     return shift
 
 
-def loss_landscape(model, x, y, step_sizes, *, direction=None, loss=None) -> dict[str, np.ndarray | float]:
+def loss_landscape(
+    model, x, y, step_sizes, *, direction=None, loss=None
+) -> dict[str, np.ndarray | float]:
     """Santurkar et al.'s view of the landscape along a direction ``d`` from the weights ``w``:
     by default the descent direction ``-g``, where ``g`` is the gradient of the loss on
     ``(x, y)`` (all trainable weights), or ``direction``, one array per trainable variable (e.g.
@@ -332,10 +338,14 @@ def loss_landscape(model, x, y, step_sizes, *, direction=None, loss=None) -> dic
     trainable weight."""
     steps = np.asarray(step_sizes, dtype=float)
     if steps.ndim != 1 or not steps.size or not np.all(np.isfinite(steps) & (steps > 0)):
-        raise ValueError(f"step_sizes must be one or more positive, finite numbers; got {step_sizes!r}")
+        raise ValueError(
+            f"step_sizes must be one or more positive, finite numbers; got {step_sizes!r}"
+        )
     variables, loss = _built(model).trainable_variables, _loss(model, loss)
     if not variables:
-        raise ValueError(f"model {model.name!r} has no trainable weight: there is no gradient to walk along")
+        raise ValueError(
+            f"model {model.name!r} has no trainable weight: there is no gradient to walk along"
+        )
     with untouched(model):
         state = [v.numpy() for v in model.non_trainable_variables]
 
@@ -354,13 +364,19 @@ def loss_landscape(model, x, y, step_sizes, *, direction=None, loss=None) -> dic
         else:
             d = np.concatenate([np.asarray(part, float).ravel() for part in direction])
             if d.size != g.size:
-                raise ValueError(f"direction has {d.size} values; the trainable weights have {g.size}")
+                raise ValueError(
+                    f"direction has {d.size} values; the trainable weights have {g.size}"
+                )
         if not np.linalg.norm(d) > 0:
-            raise ValueError("the direction is zero (or not finite) here: there is nowhere to walk")
+            raise ValueError(
+                "the direction is zero (or not finite) here: there is nowhere to walk"
+            )
         d_parts = np.split(d, np.cumsum([v.size for v in w])[:-1])
         losses, changes = [], []
         for eta in steps:
-            value, g_eta = at([v + eta * part.reshape(v.shape) for v, part in zip(w, d_parts, strict=True)])
+            value, g_eta = at(
+                [v + eta * part.reshape(v.shape) for v, part in zip(w, d_parts, strict=True)]
+            )
             losses.append(value)
             changes.append(float(np.linalg.norm(g - g_eta)))
     beta = max(c / (eta * np.linalg.norm(d)) for c, eta in zip(changes, steps, strict=True))

@@ -499,7 +499,8 @@ def reader(nb, page: str, book: Book):
     figure and equation numbers, links to the website, directives as blockquotes. Each figure is
     followed by its numbered caption. The hidden outputs that carried the glued values are dropped
     (the values are in the prose now); every other output is kept, so a reader sees the results
-    before running anything. ``page`` is the chapter's name in ``_toc.yml``, e.g.
+    before running anything (a figure without the phone drawing that only the website serves).
+    ``page`` is the chapter's name in ``_toc.yml``, e.g.
     ``book/05_lenet5_experiments``. An unknown role or directive raises ``ValueError``: a reader
     notebook never shows raw MyST.
     """
@@ -512,6 +513,8 @@ def reader(nb, page: str, book: Book):
             cell.source = _markdown(context, cell.source)
         elif cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not _hidden_glue(o)]
+            for output in cell.outputs:  # a figure's phone drawing is for the website only
+                output.get("metadata", {}).pop("normlab", None)
             figure = cell.metadata.pop("mystnb", {}).get("figure")
             if figure:
                 cells.append(_caption(cell, figure, context))

@@ -8,7 +8,8 @@
 * A figure is described by its caption for a reader who cannot see it (the default ``alt`` is
   the image's file name, a hash), and every image loads only when scrolled to.
 * A phone gets the drawing of each figure made for it: :func:`normlab.plots.show` stores it in
-  the output's metadata, and the page serves it in a ``<picture>`` below :data:`PHONE`.
+  the output's metadata, and the page serves it in a ``<picture>`` below :data:`PHONE`; where
+  that drawing stacks the panels, the caption says so (shown on a phone only).
 * An output whose text is aligned in columns (a table, an array) is marked ``columns``, so the
   style sheet keeps its lines whole (scrolling on a phone) while prose outputs wrap.
 * The page's ".ipynb" download is the reader notebook (plain Markdown, as Colab opens it), not
@@ -33,6 +34,8 @@ PHONE = "(max-width: 600px)"
 # An image of a cell output, named by myst-nb after the SHA-256 of its bytes.
 OUTPUT_IMAGE = re.compile(r'<img [^>]*src="(?P<folder>[^"]*_images/)(?P<sha>[0-9a-f]{64})\.png"[^>]*>')
 ALIGNED = re.compile(r"\S {2,}\S")  # two spaces inside a line only ever align columns
+FIGURE = re.compile(r"<figure\b.*?</figure>", re.DOTALL)
+STACKED = '<p class="stacked-note">On a phone the panels are stacked in reading order, left before right.</p>'
 
 
 def _mathjax_folder() -> Path:
@@ -98,7 +101,13 @@ def phone_figures(app, pagename, templatename, context, doctree):
         return (f'<picture><source media="{PHONE}" srcset="{match["folder"]}{name}" '
                 f'width="{phone["width"]}" height="{phone["height"]}">{match[0]}</picture>')
 
-    context["body"] = OUTPUT_IMAGE.sub(picture, context["body"])
+    def note_stacking(match):  # "left" and "right" in the caption: above and below on a phone
+        image = OUTPUT_IMAGE.search(match[0])
+        if image is None or not phones.get(image["sha"], {}).get("stacked"):
+            return match[0]
+        return match[0].replace("</figcaption>", f"{STACKED}\n</figcaption>", 1)
+
+    context["body"] = OUTPUT_IMAGE.sub(picture, FIGURE.sub(note_stacking, context["body"]))
 
 
 def reader_downloads(app, exception):

@@ -79,6 +79,7 @@ def test_show_gives_a_desktop_drawing_and_a_phone_drawing_with_the_panels_stacke
     desktop, phone = png(data["image/png"]), png(metadata["normlab"]["phone"]["image/png"])
     assert desktop.size == (2 * 700, 2 * 250) and metadata["image/png"] == {"width": 700, "height": 250}
     assert phone.width == 2 * 100 * plots.PHONE_WIDTH and phone.height > 2 * desktop.height
+    assert metadata["normlab"]["phone"]["stacked"]
     assert data["text/plain"] == "<Figure size 700x250 with 3 Axes>"
     # each drawing records its smallest text: 10 pt tick labels at 100 dpi
     assert float(desktop.text["normlab:smallest-text-px"]) == pytest.approx(10 * 100 / 72, abs=0.01)
@@ -86,11 +87,14 @@ def test_show_gives_a_desktop_drawing_and_a_phone_drawing_with_the_panels_stacke
 
 def test_stacking_for_a_phone_keeps_small_panels_side_by_side():
     fig, axes = plt.subplots(2, 4, figsize=(plots.COLUMN_WIDTH, 3.5))
-    plots.stack_for_phone(fig)
+    assert plots.stack_for_phone(fig) is True
     rows_and_columns = {(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start)
                         for ax in axes.flat}
     assert len(rows_and_columns) == 8 and max(column for _, column in rows_and_columns) == 1  # 2 a row
     assert [ax.get_subplotspec().rowspan.start for ax in axes[0]] == [0, 0, 1, 1]  # reading order
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    assert plots.stack_for_phone(fig) is False  # one panel: nothing moves
     plt.close(fig)
 
 

@@ -68,6 +68,15 @@ MATHJAX_DONE = """async () => {
     return Promise.race([ready.then(() => "typeset"), late]);
 }"""
 
+# Figures load lazily, when scrolled to: scroll to each one and wait until it is decoded.
+LOAD_FIGURES = """async (selector) => {
+    for (const img of document.querySelectorAll(`${selector} img`)) {
+        img.scrollIntoView({block: "center"});
+        await Promise.race([img.decode().catch(() => null), new Promise(done => setTimeout(done, 5000))]);
+    }
+    window.scrollTo(0, 0);
+}"""
+
 # Everything the checks need from one visit, measured in the DOM.
 MEASURE = r"""({desktop, width, column: selector}) => {
     const article = document.querySelector(selector);
@@ -304,6 +313,7 @@ def visit(website, site, context, screenshots):
         if key not in found:
             page = open_page(context(width, theme), f"{site}{page_name}.html")
             mathjax = page.evaluate(MATHJAX_DONE)
+            page.evaluate(LOAD_FIGURES, ARTICLE)
             result = page.evaluate(MEASURE, {"desktop": width >= 1000, "width": width, "column": ARTICLE})
             if not result["icon"] and not (website.html / "favicon.ico").exists():
                 # A browser with a window (not a headless one) then asks for /favicon.ico.

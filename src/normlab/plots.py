@@ -138,12 +138,12 @@ def show(fig=None) -> None:
         summary = repr(fig)
         plain_log_labels(fig)
         desktop = _checked_png(fig, "desktop", column_px=100 * COLUMN_WIDTH)
-        stack_for_phone(fig)
+        stacked = stack_for_phone(fig)
         phone = _checked_png(fig, "phone", column_px=PHONE_COLUMN_PX)
     finally:
         plt.close(fig)
-    metadata = {"image/png": desktop["size"], "normlab": {"phone": {"image/png": phone["png"],
-                                                                  **phone["size"]}}}
+    drawing = {"image/png": phone["png"], **phone["size"], "stacked": stacked}
+    metadata = {"image/png": desktop["size"], "normlab": {"phone": drawing}}
     display({"image/png": desktop["png"], "text/plain": summary}, raw=True, metadata=metadata)
 
 
@@ -165,18 +165,19 @@ def _decade_label(value, _position=None) -> str:
     return f"{value:g}" if -3 <= exponent <= 4 else f"1e{round(exponent)}"
 
 
-def stack_for_phone(fig) -> None:
+def stack_for_phone(fig) -> bool:
     """Lay the panels out :data:`PHONE_WIDTH` wide: as many columns as keep each panel at least
     as wide as on a desktop (one for most figures), row after row in reading order. Colorbars and
     twin axes move with their panels; a figure-wide title stays on top, and a figure-wide legend
-    (:func:`legend_below`) below."""
+    (:func:`legend_below`) below. Returns whether the panels moved, so that the website can say
+    that "left" and "right" in a caption now read "above" and "below"."""
     panels = {}
     for ax in fig.axes:
         spec = ax.get_subplotspec()
         if spec is not None:
             panels.setdefault((spec.rowspan.start, spec.colspan.start), []).append((ax, spec))
     if not panels:
-        return
+        return False
     grid = next(iter(panels.values()))[0][1].get_gridspec()
     rows, columns = grid.get_geometry()
     width, height = fig.get_size_inches()
@@ -185,6 +186,7 @@ def stack_for_phone(fig) -> None:
     per_row = max(1, min(len(panels), int(PHONE_WIDTH / narrowest)))
     row_height = min(height / rows, 3.0)
     new_rows = math.ceil(len(panels) / per_row)
+    stacked = per_row < columns
     new_grid = fig.add_gridspec(new_rows, per_row)
     for i, key in enumerate(sorted(panels)):
         for ax, _ in panels[key]:
@@ -207,6 +209,7 @@ def stack_for_phone(fig) -> None:
         legend_rows += math.ceil(len(labels) / ncols)
     extra = 0.4 * (fig.get_suptitle() != "") + 0.25 * legend_rows
     fig.set_size_inches(PHONE_WIDTH, new_rows * row_height + extra)
+    return stacked
 
 
 def _checked_png(fig, where: str, column_px: float) -> dict:

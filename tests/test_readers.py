@@ -459,8 +459,10 @@ def test_reader_notebook_reads_as_plain_markdown(page):
 
 def html_numbers(page_html):
     """Label → number text of every figure and equation a page defines, and of every reference
-    (a figure shown smaller than its pixels is wrapped in a link to the full image)."""
-    found = dict(re.findall(r'id="([\w-]+)">\s*(?:<a [^>]*>)?<img[^>]*>\s*(?:</a>\s*)?<figcaption>\s*<p>'
+    (a figure shown smaller than its pixels is wrapped in a link to the full image; one with a
+    phone drawing in a <picture>)."""
+    found = dict(re.findall(r'id="([\w-]+)">\s*(?:<a [^>]*>)?(?:<picture><source[^>]*>)?<img[^>]*>'
+                            r'(?:</picture>)?\s*(?:</a>\s*)?<figcaption>\s*<p>'
                             r'<span class="caption-number">([^<]+?) </span>', page_html))
     found |= dict(re.findall(r'id="equation-([\w-]+)">\s*<span class="eqno">(\([^<]+\))', page_html))
     references = re.findall(r'href="[^"#]*#([\w-]+)"><span class="std std-numref">([^<]+)</span>', page_html)

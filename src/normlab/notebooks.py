@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from normlab import evidence, fingerprint, readers
+from normlab import evidence, fingerprint, plots, readers
 from normlab.runtime import PROFILE_VARIABLE, PROFILES, hardware
 
 METADATA_KEY = "normlab"
@@ -119,7 +119,7 @@ def execute(path: Path | str, profile: str = "full", timeout: int = 3600) -> flo
     # The machine and the date go into the reader notebook's note on whose numbers the text gives.
     metadata = {"profile": profile, "uses": uses(nb), "stamp": stamp(nb, profile),
                 "machine": hardware(), "executed": datetime.date.today().isoformat()}
-    seconds = run(nb, path.parent, profile, timeout)
+    seconds = run(nb, path.parent, profile, timeout, **{plots.CHECK_VARIABLE: "1"})  # published figures
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import os
 from itertools import combinations
 
 import matplotlib
@@ -36,6 +37,11 @@ SMALLEST_TEXT_PX = {"desktop": 11.0, "phone": 9.0}
 
 # Matplotlib sets a mathtext superscript or subscript (the exponent in 10^-3) at 0.7 of its size.
 SCRIPT_SHRINK = 0.7
+
+# Set to "1" by ``python -m normlab.notebooks execute``, which makes the figures the website shows:
+# only then does :func:`show` check them and draw them for phones. A reader's run (on Colab, on
+# other data) and the tests' smoke runs show each figure as it comes.
+CHECK_VARIABLE = "NORMLAB_CHECK_FIGURES"
 
 STYLE = {
     "figure.facecolor": "white",
@@ -120,13 +126,14 @@ class FigureError(ValueError):
 def show(fig=None) -> None:
     """Show a figure as the book does: instead of ``plt.show()``, in every chapter.
 
-    Explained in chapter 1. The figure is checked before it reaches the page: no two texts may
-    overlap, no legend may cover plotted data, and its smallest text must be legible where the
-    website shows it (:data:`SMALLEST_TEXT_PX`), on a desktop and, drawn again with its panels
-    stacked (:func:`stack_for_phone`), on a phone. A figure that fails raises
-    :class:`FigureError` naming what collides, so a chapter cannot publish an unreadable figure.
-    Log axes are labelled 0.01, 0.1, 1 in full-size text (:func:`plain_log_labels`): the exponent
-    of 10^-2 is set at 0.7 of the labels' size, too small on a phone. Both drawings go into one
+    Explained in chapter 1. Log axes are labelled 0.01, 0.1, 1 in full-size text
+    (:func:`plain_log_labels`): the exponent of 10^-2 is set at 0.7 of the labels' size, too small
+    on a phone. When the chapter is executed for the website (:data:`CHECK_VARIABLE`), the figure
+    is checked before it reaches the page: no two texts may overlap, no legend may cover plotted
+    data, and its smallest text must be legible where the website shows it
+    (:data:`SMALLEST_TEXT_PX`), on a desktop and, drawn again with its panels stacked
+    (:func:`stack_for_phone`), on a phone. A figure that fails raises :class:`FigureError` naming
+    what collides, so a chapter cannot publish an unreadable figure. Both drawings go into one
     output: the desktop PNG that Jupyter and Colab show, and the phone PNG in the output's
     metadata, which only the website reads.
     """
@@ -134,16 +141,19 @@ def show(fig=None) -> None:
     from IPython.display import display
 
     fig = plt.gcf() if fig is None else fig
+    check = os.environ.get(CHECK_VARIABLE) == "1"
     try:
         summary = repr(fig)
         plain_log_labels(fig)
-        desktop = _checked_png(fig, "desktop", column_px=100 * COLUMN_WIDTH)
-        stacked = stack_for_phone(fig)
-        phone = _checked_png(fig, "phone", column_px=PHONE_COLUMN_PX)
+        desktop = _png(fig, "desktop", 100 * COLUMN_WIDTH, check)
+        metadata = {"image/png": desktop["size"]}
+        if check:
+            stacked = stack_for_phone(fig)
+            phone = _png(fig, "phone", PHONE_COLUMN_PX, check)
+            metadata["normlab"] = {"phone": {"image/png": phone["png"], **phone["size"],
+                                             "stacked": stacked}}
     finally:
         plt.close(fig)
-    drawing = {"image/png": phone["png"], **phone["size"], "stacked": stacked}
-    metadata = {"image/png": desktop["size"], "normlab": {"phone": drawing}}
     display({"image/png": desktop["png"], "text/plain": summary}, raw=True, metadata=metadata)
 
 
@@ -212,18 +222,19 @@ def stack_for_phone(fig) -> bool:
     return stacked
 
 
-def _checked_png(fig, where: str, column_px: float) -> dict:
-    """The figure as a PNG at twice its resolution, after the checks :func:`show` promises.
+def _png(fig, where: str, column_px: float, check: bool) -> dict:
+    """The figure as a PNG at twice its resolution, after the checks :func:`show` promises if
+    ``check``.
 
     Jupyter shows the PNG at half its pixels, one pixel per CSS px at ``fig.dpi``. Its text chunk
     ``normlab:smallest-text-px`` holds the smallest text's size in those CSS px, which the
     website's tests turn into what a reader sees."""
     texts = drawn_texts(fig)
-    problems = collisions(fig, texts)
+    problems = collisions(fig, texts) if check else []
     width, height = fig.get_size_inches() * fig.dpi
     smallest, smallest_px = min(texts, key=lambda t: t[1], default=(None, math.inf))
     shown_px = smallest_px * min(1.0, column_px / width)
-    if shown_px < SMALLEST_TEXT_PX[where]:
+    if check and shown_px < SMALLEST_TEXT_PX[where]:
         problems.append(f"the smallest text, {smallest.get_text()!r}, is {shown_px:.1f} px on a "
                         f"{where} (at least {SMALLEST_TEXT_PX[where]:g} px): make it larger")
     if problems:

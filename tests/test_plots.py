@@ -108,21 +108,23 @@ def test_show_refuses_colliding_labels(monkeypatch):
         shown(monkeypatch, fig)
 
 
-def test_show_refuses_a_legend_over_a_line(monkeypatch):
+def legend_over_a_line():
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], label="diagonal")
     ax.legend(loc="center")
+    return fig
+
+
+def test_show_refuses_a_legend_over_a_line(monkeypatch):
     with pytest.raises(plots.FigureError, match="the legend of panel 1 covers 'diagonal'"):
-        shown(monkeypatch, fig)
+        shown(monkeypatch, legend_over_a_line())
 
 
 def test_a_readers_run_shows_the_figure_unchecked_without_a_phone_drawing(monkeypatch):
     """On Colab, with other data, a legend may land on a curve: the chapter must go on."""
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [0, 1], label="diagonal")
-    ax.legend(loc="center")
-    data, metadata = shown(monkeypatch, fig, check=False)
+    data, metadata = shown(monkeypatch, legend_over_a_line(), check=False)
     assert png(data["image/png"]).width == 2 * metadata["image/png"]["width"] and "normlab" not in metadata
+    assert "normlab:smallest-text-px" not in png(data["image/png"]).text  # nothing measured
 
 
 def test_show_refuses_text_too_small_for_a_desktop(monkeypatch):

@@ -191,8 +191,7 @@ def stack_for_phone(fig) -> bool:
     grid = next(iter(panels.values()))[0][1].get_gridspec()
     rows, columns = grid.get_geometry()
     width, height = fig.get_size_inches()
-    narrowest = min(width * spec.colspan.stop / columns - width * spec.colspan.start / columns
-                    for ((_, spec), *_) in panels.values())
+    narrowest = min(width * len(spec.colspan) / columns for ((_, spec), *_) in panels.values())
     per_row = max(1, min(len(panels), int(PHONE_WIDTH / narrowest)))
     row_height = min(height / rows, 3.0)
     new_rows = math.ceil(len(panels) / per_row)
@@ -226,22 +225,24 @@ def _png(fig, where: str, column_px: float, check: bool) -> dict:
     """The figure as a PNG at twice its resolution, after the checks :func:`show` promises if
     ``check``.
 
-    Jupyter shows the PNG at half its pixels, one pixel per CSS px at ``fig.dpi``. Its text chunk
-    ``normlab:smallest-text-px`` holds the smallest text's size in those CSS px, which the
-    website's tests turn into what a reader sees."""
-    texts = drawn_texts(fig)
-    problems = collisions(fig, texts) if check else []
+    Jupyter shows the PNG at half its pixels, one pixel per CSS px at ``fig.dpi``. A checked PNG's
+    text chunk ``normlab:smallest-text-px`` holds the smallest text's size in those CSS px, which
+    the website's tests turn into what a reader sees."""
     width, height = fig.get_size_inches() * fig.dpi
-    smallest, smallest_px = min(texts, key=lambda t: t[1], default=(None, math.inf))
-    shown_px = smallest_px * min(1.0, column_px / width)
-    if check and shown_px < SMALLEST_TEXT_PX[where]:
-        problems.append(f"the smallest text, {smallest.get_text()!r}, is {shown_px:.1f} px on a "
-                        f"{where} (at least {SMALLEST_TEXT_PX[where]:g} px): make it larger")
-    if problems:
-        raise FigureError(f"{where} figure: " + "; ".join(problems))
+    record = {}
+    if check:
+        texts = drawn_texts(fig)
+        problems = collisions(fig, texts)
+        smallest, smallest_px = min(texts, key=lambda t: t[1], default=(None, math.inf))
+        shown_px = smallest_px * min(1.0, column_px / width)
+        if shown_px < SMALLEST_TEXT_PX[where]:
+            problems.append(f"the smallest text, {smallest.get_text()!r}, is {shown_px:.1f} px on a "
+                            f"{where} (at least {SMALLEST_TEXT_PX[where]:g} px): make it larger")
+        if problems:
+            raise FigureError(f"{where} figure: " + "; ".join(problems))
+        record = {"normlab:smallest-text-px": f"{smallest_px:.2f}"}
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=2 * fig.dpi,
-                metadata={"normlab:smallest-text-px": f"{smallest_px:.2f}"})
+    fig.savefig(buffer, format="png", dpi=2 * fig.dpi, metadata=record)
     return {"png": base64.b64encode(buffer.getvalue()).decode("ascii"),
             "size": {"width": round(width), "height": round(height)}}
 
